@@ -1,0 +1,1 @@
+"""kdns built-in plugins: one package per Corefile directive (installed as kdns.plugins)."""
