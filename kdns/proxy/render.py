@@ -1,0 +1,326 @@
+"""Pure renderer: service ports -> one nftables ruleset per IP family, kube-proxy's layout.
+
+Traffic flow (see pkg/proxy/nftables/README.md in kubernetes): ``nat-prerouting`` and
+``nat-output`` jump to ``services``, which looks up ``service-ips`` (ClusterIP and external IPs)
+and ``service-nodeports`` (local addresses) and goes to a per-service-port chain; that chain picks
+an endpoint chain with ``numgen random mod N``, which DNATs. ``filter-*`` chains reject traffic to
+services without endpoints (``no-endpoint-*`` maps) and to undefined ClusterIP ports, and drop
+unallocated ClusterIPs. Packets marked 0x4000 are masqueraded in ``nat-postrouting``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from kdns.proxy import names
+from kdns.proxy.model import Endpoint, Family, ServicePort, family_of
+
+DEFAULT_TABLE: Final = "kdns-proxy"
+MARK_MASQ: Final = "mark-for-masquerade"
+REJECT_CHAIN: Final = "reject-chain"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderConfig:
+    """Node-level settings. CIDRs of both families may be mixed; each table takes its own."""
+
+    node_name: str
+    table: str = DEFAULT_TABLE
+    cluster_cidrs: tuple[str, ...] = ()
+    service_cidrs: tuple[str, ...] = ()
+    masquerade_all: bool = False
+    masquerade_bit: int = 14
+
+    @property
+    def masquerade_mark(self) -> str:
+        return f"{1 << self.masquerade_bit:#x}"
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    name: str
+    rules: tuple[str, ...]
+    hook: str | None = None  # e.g. "type nat hook output priority -100" for base chains
+
+
+@dataclass(frozen=True, slots=True)
+class SetDecl:
+    name: str
+    kind: Literal["set", "map"]
+    spec: str
+    keep_elements: bool = False  # affinity sets keep their state across full syncs
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    value: str = ""  # the verdict of a map element; empty for set elements
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UdpFlow:
+    """A programmed UDP path: traffic to (vip or any node IP, port) DNATed to endpoint_ip."""
+
+    vip: str | None
+    port: int
+    endpoint_ip: str
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    family: Family
+    table: str
+    chains: Mapping[str, Chain]
+    sets: Mapping[str, SetDecl]
+    elements: Mapping[str, Mapping[str, Element]]
+    udp_flows: frozenset[UdpFlow] = frozenset()
+    udp_vips: frozenset[tuple[str, int]] = frozenset()  # UDP VIP ports that have endpoints
+
+    @property
+    def rule_count(self) -> int:
+        return sum(len(c.rules) for c in self.chains.values())
+
+
+def _addr_type(family: Family) -> str:
+    return "ipv4_addr" if family == "ip" else "ipv6_addr"
+
+
+def _net_set(cidrs: Iterable[str], family: Family) -> str:
+    nets = [str(ipaddress.ip_network(c, strict=False)) for c in cidrs]
+    picked = [n for n in nets if family_of(n.split("/")[0]) == family]
+    return "{ " + ", ".join(picked) + " }" if picked else ""
+
+
+def _dnat_target(ep: Endpoint) -> str:
+    return f"{ep.ip}:{ep.port}" if ep.family == "ip" else f"[{ep.ip}]:{ep.port}"
+
+
+def _base(cfg: RenderConfig, family: Family) -> tuple[list[Chain], list[SetDecl]]:
+    t = _addr_type(family)
+    loopback = "127.0.0.0/8" if family == "ip" else "::1"
+    local_dst = f"fib daddr type local {family} daddr != {loopback} meta l4proto . th dport"
+    new = "ct state new jump"
+    cluster_ips_check = [
+        f'{family} daddr @cluster-ips reject comment "undefined port of a ClusterIP"'
+    ]
+    service_nets = _net_set(cfg.service_cidrs, family)
+    if service_nets:
+        cluster_ips_check.append(
+            f'{family} daddr {service_nets} drop comment "unallocated ClusterIP"'
+        )
+    mark = cfg.masquerade_mark
+    chains = [
+        Chain("filter-forward", (f"{new} service-endpoints-check", f"{new} cluster-ips-check"),
+              "type filter hook forward priority -110"),
+        Chain("filter-input", (f"{new} nodeport-endpoints-check", f"{new} service-endpoints-check"),
+              "type filter hook input priority -110"),
+        Chain("filter-output", (f"{new} service-endpoints-check",),
+              "type filter hook output priority -110"),
+        Chain("filter-output-post-dnat", (f"{new} cluster-ips-check",),
+              "type filter hook output priority -90"),
+        Chain("nat-output", ("jump services",), "type nat hook output priority -100"),
+        Chain("nat-postrouting", ("jump masquerading",), "type nat hook postrouting priority 100"),
+        Chain("nat-prerouting", ("jump services",), "type nat hook prerouting priority -100"),
+        Chain("cluster-ips-check", tuple(cluster_ips_check)),
+        Chain(MARK_MASQ, (f"mark set mark or {mark}",)),
+        Chain("masquerading", (f"mark and {mark} == 0 return", f"mark set mark xor {mark}",
+                               "masquerade fully-random")),
+        Chain("nodeport-endpoints-check", (f"{local_dst} vmap @no-endpoint-nodeports",)),
+        Chain(REJECT_CHAIN, ("reject",)),
+        Chain("service-endpoints-check",
+              (f"{family} daddr . meta l4proto . th dport vmap @no-endpoint-services",)),
+        Chain("services", (f"{family} daddr . meta l4proto . th dport vmap @service-ips",
+                           f"{local_dst} vmap @service-nodeports")),
+    ]
+    vip_key = f"{t} . inet_proto . inet_service"
+    sets = [
+        SetDecl("cluster-ips", "set", f'type {t} ; comment "Active ClusterIPs" ;'),
+        SetDecl("no-endpoint-nodeports", "map", "type inet_proto . inet_service : verdict ;"),
+        SetDecl("no-endpoint-services", "map", f"type {vip_key} : verdict ;"),
+        SetDecl("service-ips", "map", f"type {vip_key} : verdict ;"),
+        SetDecl("service-nodeports", "map", "type inet_proto . inet_service : verdict ;"),
+    ]
+    return chains, sets
+
+
+@dataclass(slots=True)
+class _Categorized:
+    cluster: list[Endpoint]
+    local: list[Endpoint]
+    reachable: list[Endpoint]
+    has_any: bool
+
+
+def categorize(sp: ServicePort, endpoints: Sequence[Endpoint], node: str) -> _Categorized:
+    """kube-proxy's CategorizeEndpoints (without topology hints).
+
+    Ready endpoints are used; only when none are ready anywhere (for the local set: on this
+    node) do serving-and-terminating endpoints take over, so connections drain gracefully.
+    """
+    uses_cluster = not sp.internal_local or (sp.externally_accessible and not sp.external_local)
+    uses_local = sp.internal_local or (sp.externally_accessible and sp.external_local)
+
+    def pick(candidates: Sequence[Endpoint]) -> list[Endpoint]:
+        ready = [e for e in candidates if e.ready]
+        return ready or [e for e in candidates if e.serving and e.terminating]
+
+    cluster = pick(endpoints) if uses_cluster else []
+    usable = [e for e in endpoints if e.ready or (e.serving and e.terminating)]
+    local = pick([e for e in endpoints if e.node == node]) if uses_local else []
+    if not uses_local:
+        return _Categorized(cluster, [], cluster, bool(cluster))
+    if not uses_cluster:
+        return _Categorized([], local, local, bool(usable))
+    reachable = list(dict.fromkeys([*cluster, *local]))
+    return _Categorized(cluster, local, reachable, bool(usable))
+
+
+@dataclass
+class _Builder:
+    cfg: RenderConfig
+    family: Family
+    chains: dict[str, Chain] = field(default_factory=dict)
+    sets: dict[str, SetDecl] = field(default_factory=dict)
+    elements: dict[str, dict[str, Element]] = field(default_factory=dict)
+    udp_flows: set[UdpFlow] = field(default_factory=set)
+    udp_vips: set[tuple[str, int]] = field(default_factory=set)
+
+    def chain(self, name: str, rules: Iterable[str]) -> None:
+        self.chains[name] = Chain(name, tuple(rules))
+
+    def element(self, set_name: str, key: str, value: str = "", comment: str = "") -> None:
+        self.elements.setdefault(set_name, {})[key] = Element(value, comment)
+
+    @property
+    def local_net(self) -> str:
+        return _net_set(self.cfg.cluster_cidrs, self.family)
+
+
+def _to_endpoints(b: _Builder, sp: ServicePort, eps: Sequence[Endpoint]) -> list[str]:
+    fam = b.family
+    rules = []
+    if sp.affinity_timeout is not None:
+        rules += [f"{fam} saddr @{names.affinity_set(sp, e)} goto {names.endpoint_chain(sp, e)}"
+                  for e in eps]
+    targets = ", ".join(f"{i} : goto {names.endpoint_chain(sp, e)}" for i, e in enumerate(eps))
+    rules.append(f"numgen random mod {len(eps)} vmap {{ {targets} }}")
+    return rules
+
+
+def _render_port(b: _Builder, sp: ServicePort) -> None:
+    fam, proto = b.family, sp.protocol
+    cip = sp.cluster_ip(fam)
+    if cip is None:
+        return
+    eps = [e for e in sp.endpoints if e.family == fam]
+    cat = categorize(sp, eps, b.cfg.node_name)
+    cluster_chain, local_chain = names.cluster_chain(sp), names.local_chain(sp)
+    external_chain = names.external_chain(sp)
+    uses_cluster_chain = bool(cat.cluster)
+    uses_local_chain = bool(cat.local)
+    internal_chain = local_chain if sp.internal_local else cluster_chain
+    has_internal = cat.has_any and (not sp.internal_local or bool(cat.local))
+    external_policy = local_chain if sp.external_local else cluster_chain
+    has_external = cat.has_any and (not sp.external_local or bool(cat.local))
+    external_ips = [ip for ip in sp.external_ips if family_of(ip) == fam]
+    uses_external_chain = cat.has_any and sp.externally_accessible
+    internal_verdict = f"goto {REJECT_CHAIN}" if not cat.has_any else "drop"
+    external_verdict = internal_verdict
+    key = f"{proto} . {sp.port}"
+
+    b.element("cluster-ips", cip)
+    if has_internal:
+        b.element("service-ips", f"{cip} . {key}", f"goto {internal_chain}")
+    else:
+        b.element("no-endpoint-services", f"{cip} . {key}", internal_verdict, sp.display)
+    for ip in external_ips:
+        if cat.has_any:
+            b.element("service-ips", f"{ip} . {key}", f"goto {external_chain}")
+        if not has_external:
+            b.element("no-endpoint-services", f"{ip} . {key}", external_verdict, sp.display)
+    if sp.node_port:
+        if cat.has_any:
+            b.element("service-nodeports", f"{proto} . {sp.node_port}", f"goto {external_chain}")
+        if not has_external:
+            b.element("no-endpoint-nodeports", f"{proto} . {sp.node_port}", external_verdict,
+                      sp.display)
+
+    chain_rules: dict[str, list[str]] = {}
+    if uses_cluster_chain:
+        chain_rules[cluster_chain] = []
+    if uses_local_chain:
+        chain_rules[local_chain] = []
+    if has_internal:
+        vip_match = f"{fam} daddr {cip} {proto} dport {sp.port}"
+        if b.cfg.masquerade_all:
+            chain_rules[internal_chain].append(f"{vip_match} jump {MARK_MASQ}")
+        elif b.local_net:
+            chain_rules[internal_chain].append(
+                f"{vip_match} {fam} saddr != {b.local_net} jump {MARK_MASQ}")
+    if uses_external_chain:
+        ext: list[str] = []
+        if not sp.external_local:
+            ext.append(f"jump {MARK_MASQ}")
+        elif uses_cluster_chain:
+            # Pod and node traffic to an eTP=Local service is not subject to the policy: it
+            # behaves as if it went out to a load balancer and came back (kube-proxy).
+            if b.local_net:
+                ext.append(f'{fam} saddr {b.local_net} goto {cluster_chain} '
+                           'comment "short-circuit pod traffic"')
+            ext.append(f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
+            ext.append(f'fib saddr type local goto {cluster_chain} '
+                       'comment "short-circuit local traffic"')
+        if has_external:
+            ext.append(f"goto {external_policy}")
+        b.chain(external_chain, ext)
+    if sp.affinity_timeout is not None:
+        for e in cat.reachable:
+            name = names.affinity_set(sp, e)
+            spec = (f"type {_addr_type(fam)} ; flags dynamic,timeout ; "
+                    f"timeout {sp.affinity_timeout}s ;")
+            b.sets[name] = SetDecl(name, "set", spec, keep_elements=True)
+    if uses_cluster_chain:
+        chain_rules[cluster_chain] += _to_endpoints(b, sp, cat.cluster)
+    if uses_local_chain:
+        chain_rules[local_chain] += _to_endpoints(b, sp, cat.local)
+    for name, rules in chain_rules.items():
+        b.chain(name, rules)
+    for e in cat.reachable:
+        rules = [f"{fam} saddr {e.ip} jump {MARK_MASQ}"]
+        if sp.affinity_timeout is not None:
+            rules.append(f"update @{names.affinity_set(sp, e)} {{ {fam} saddr }}")
+        rules.append(f"meta l4proto {proto} dnat to {_dnat_target(e)}")
+        b.chain(names.endpoint_chain(sp, e), rules)
+
+    if proto == "udp":
+        vips = [cip, *external_ips] if cat.has_any else []
+        b.udp_vips.update((v, sp.port) for v in vips)
+        for e in cat.reachable:
+            b.udp_flows.update(UdpFlow(v, sp.port, e.ip) for v in vips)
+            if sp.node_port:
+                b.udp_flows.add(UdpFlow(None, sp.node_port, e.ip))
+
+
+def render(ports: Iterable[ServicePort], cfg: RenderConfig, family: Family) -> Ruleset:
+    """The complete desired state of one family's table."""
+    b = _Builder(cfg, family)
+    base_chains, base_sets = _base(cfg, family)
+    for c in base_chains:
+        b.chains[c.name] = c
+    for s in base_sets:
+        b.sets[s.name] = s
+        b.elements[s.name] = {}
+    for sp in ports:
+        _render_port(b, sp)
+    return Ruleset(
+        family=family,
+        table=cfg.table,
+        chains=b.chains,
+        sets=b.sets,
+        elements=b.elements,
+        udp_flows=frozenset(b.udp_flows),
+        udp_vips=frozenset(b.udp_vips),
+    )
