@@ -1,0 +1,1 @@
+"""kdns-ipam: host-local-compatible address management (see ../README.md)."""
