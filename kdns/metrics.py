@@ -1,0 +1,209 @@
+"""Server-level DNS metrics counted with plain ints and exported at scrape time.
+
+A labelled prometheus_client ``inc()`` costs ~1.5 µs; a dict increment ~0.1 µs (performance.md),
+so the hot path only bumps dicts and this collector turns them into CoreDNS's families:
+coredns_dns_{requests_total, responses_total, request_duration_seconds, request_size_bytes,
+response_size_bytes, do_requests_total}, coredns_panics_total, coredns_plugin_enabled,
+coredns_build_info.
+"""
+
+from __future__ import annotations
+
+import platform
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+import dns.rcode
+import dns.rdatatype
+import prometheus_client
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from kdns import __version__
+
+prometheus_client.disable_created_metrics()
+
+
+def exponential_buckets(start: float, factor: float, count: int) -> tuple[float, ...]:
+    """Go's ExponentialBuckets: repeated multiplication, as CoreDNS computes them."""
+    out, v = [], start
+    for _ in range(count):
+        out.append(v)
+        v *= factor
+    return tuple(out)
+
+
+TIME_BUCKETS: Final = exponential_buckets(0.00025, 2, 16)
+SLIM_TIME_BUCKETS: Final = exponential_buckets(0.00025, 10, 5)
+SIZE_BUCKETS: Final = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000,
+                       64000)
+DNS_PROG_BUCKETS: Final = exponential_buckets(0.001, 2, 20)
+
+_MONITORED_TYPES: Final = frozenset({
+    "A", "AAAA", "CNAME", "DNSKEY", "DS", "MX", "NSEC3", "NSEC", "NS", "PTR", "RRSIG", "SOA",
+    "SRV", "TXT", "HTTPS", "SVCB", "IXFR", "AXFR", "ANY",
+})
+_TYPE_LABEL: dict[int, str] = {}
+_RCODE_LABEL: dict[int, str] = {}
+
+
+def type_label(qtype: int) -> str:
+    """CoreDNS's requests_total type label: monitored types by name, everything else 'other'."""
+    label = _TYPE_LABEL.get(qtype)
+    if label is None:
+        try:
+            text = dns.rdatatype.to_text(dns.rdatatype.RdataType(qtype))
+        except ValueError:
+            text = ""
+        label = text if text in _MONITORED_TYPES else "other"
+        if len(_TYPE_LABEL) < 1024:
+            _TYPE_LABEL[qtype] = label
+    return label
+
+
+def rcode_label(rcode: int) -> str:
+    label = _RCODE_LABEL.get(rcode)
+    if label is None:
+        try:
+            label = dns.rcode.to_text(dns.rcode.Rcode(rcode))
+        except ValueError:
+            label = f"RCODE{rcode}"
+        _RCODE_LABEL[rcode] = label
+    return label
+
+
+class _Histogram:
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, v: float) -> None:
+        self.counts[bisect_left(self.bounds, v)] += 1
+        self.total += v
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, acc = [], 0
+        for bound, n in zip(self.bounds, self.counts, strict=False):
+            acc += n
+            out.append((_fmt(bound), float(acc)))
+        out.append(("+Inf", float(acc + self.counts[-1])))
+        return out
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v))
+
+
+class ServerStats:
+    """Plain-int counters for every query the server answers (all listeners, all chains)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str, str, str], int] = {}
+        self.responses: dict[tuple[str, str, str, str], int] = {}
+        self.do_requests: dict[tuple[str, str], int] = {}
+        self.durations: dict[tuple[str, str], _Histogram] = {}
+        self.req_sizes: dict[tuple[str, str, str], _Histogram] = {}
+        self.resp_sizes: dict[tuple[str, str, str], _Histogram] = {}
+        self.panics = 0
+        self.plugins_enabled: set[tuple[str, str, str]] = set()
+
+    def record(self, server: str, zone: str, proto: str, family: str, qtype: str, rcode: str,
+               plugin: str, req_size: int, resp_size: int, duration: float, do: bool) -> None:
+        k5 = (server, zone, proto, family, qtype)
+        self.requests[k5] = self.requests.get(k5, 0) + 1
+        k4 = (server, zone, rcode, plugin)
+        self.responses[k4] = self.responses.get(k4, 0) + 1
+        k2 = (server, zone)
+        if do:
+            self.do_requests[k2] = self.do_requests.get(k2, 0) + 1
+        h = self.durations.get(k2)
+        if h is None:
+            h = self.durations[k2] = _Histogram(TIME_BUCKETS)
+        h.observe(duration)
+        k3 = (server, zone, proto)
+        hs = self.req_sizes.get(k3)
+        if hs is None:
+            hs = self.req_sizes[k3] = _Histogram(SIZE_BUCKETS)
+            self.resp_sizes[k3] = _Histogram(SIZE_BUCKETS)
+        hs.observe(req_size)
+        if resp_size >= 0:
+            self.resp_sizes[k3].observe(resp_size)
+
+
+class ServerStatsCollector(Collector):
+    def __init__(self, stats: ServerStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._collect())
+
+    def _collect(self) -> Iterator[Metric]:
+        s = self.stats
+        build = GaugeMetricFamily("coredns_build_info", "A metric with a constant '1' value "
+                                  "labeled by version, revision, and goversion from which "
+                                  "CoreDNS was built.", labels=["version", "revision", "goversion"])
+        build.add_metric([__version__, "kdns", f"python{platform.python_version()}"], 1)
+        yield build
+        panics = CounterMetricFamily("coredns_panics", "A metrics that counts the number of "
+                                     "panics.")
+        panics.add_metric([], s.panics)
+        yield panics
+        enabled = GaugeMetricFamily("coredns_plugin_enabled", "A metric that indicates whether a "
+                                    "plugin is enabled on per server and zone basis.",
+                                    labels=["server", "zone", "view", "name"])
+        for server, zone, name in sorted(s.plugins_enabled):
+            enabled.add_metric([server, zone, "", name], 1)
+        yield enabled
+        req = CounterMetricFamily("coredns_dns_requests", "Counter of DNS requests made per zone, "
+                                  "protocol and family.",
+                                  labels=["server", "zone", "view", "proto", "family", "type"])
+        for (server, zone, proto, fam, qt), n in list(s.requests.items()):
+            req.add_metric([server, zone, "", proto, fam, qt], n)
+        yield req
+        resp = CounterMetricFamily("coredns_dns_responses", "Counter of response status codes.",
+                                   labels=["server", "zone", "view", "rcode", "plugin"])
+        for (server, zone, rc, plugin), n in list(s.responses.items()):
+            resp.add_metric([server, zone, "", rc, plugin], n)
+        yield resp
+        do = CounterMetricFamily("coredns_dns_do_requests", "Counter of DNS requests with DO bit "
+                                 "set per zone.", labels=["server", "zone", "view"])
+        for (server, zone), n in list(s.do_requests.items()):
+            do.add_metric([server, zone, ""], n)
+        yield do
+        dur = HistogramMetricFamily("coredns_dns_request_duration_seconds", "Histogram of the time "
+                                    "(in seconds) each request took per zone.",
+                                    labels=["server", "zone", "view"])
+        for (server, zone), h in list(s.durations.items()):
+            dur.add_metric([server, zone, ""], h.buckets(), h.total)
+        yield dur
+        for name, doc, hists in (
+            ("coredns_dns_request_size_bytes", "Size of the EDNS0 UDP buffer in bytes (64K for "
+             "TCP) per zone and protocol.", s.req_sizes),
+            ("coredns_dns_response_size_bytes", "Size of the returned response in bytes.",
+             s.resp_sizes),
+        ):
+            hist = HistogramMetricFamily(name, doc, labels=["server", "zone", "view", "proto"])
+            for (server, zone, proto), h in list(hists.items()):
+                hist.add_metric([server, zone, "", proto], h.buckets(), h.total)
+            yield hist
+
+
+STATS = ServerStats()
+_registered = False
+
+
+def register_server_stats() -> None:
+    """Expose STATS on the default registry (once per process)."""
+    global _registered
+    if not _registered:
+        prometheus_client.REGISTRY.register(ServerStatsCollector(STATS))
+        _registered = True

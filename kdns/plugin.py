@@ -1,0 +1,187 @@
+"""The plugin protocol: Request in, response message out (CoreDNS's Handler, sans-IO).
+
+A plugin is built by ``setup(c: Controller) -> PluginFactory`` and wraps the next handler, exactly
+like CoreDNS's ``type Plugin func(Handler) Handler``. Handlers return a response; nothing is
+written to a socket until the whole chain has returned. Optional hooks (start/stop, on_shutdown,
+ready, http_routes) are owned and called by the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+if TYPE_CHECKING:
+    from kdns.corefile.dispenser import Dispenser
+
+# Our advertised EDNS payload and the cap on UDP answers (DNS flag day 2020).
+DEFAULT_EDNS_PAYLOAD = 1232
+
+
+class Request:
+    """One query as the chain sees it: the parsed message plus where it came from."""
+
+    __slots__ = (
+        "answered_by", "cd", "client", "do", "edns", "local", "msg", "proto", "qclass",
+        "qname", "qtype", "server", "size", "udp_size", "zone",
+    )
+
+    def __init__(
+        self,
+        msg: dns.message.Message,
+        client: tuple[str, int],
+        proto: str,
+        *,
+        local: tuple[str, int] = ("", 0),
+        server: str = "",
+        size: int = 0,
+        udp_size: int = DEFAULT_EDNS_PAYLOAD,
+    ) -> None:
+        self.msg = msg
+        q = msg.question[0]
+        self.qname: str = q.name.to_text().lower()  # cached lower-cased qname, as CoreDNS's
+        self.qtype: dns.rdatatype.RdataType = q.rdtype
+        self.qclass: dns.rdataclass.RdataClass = q.rdclass
+        self.client = client
+        self.local = local
+        self.proto = proto
+        self.server = server
+        self.zone = "."
+        self.size = size
+        self.edns = msg.edns >= 0
+        self.do = bool(msg.ednsflags & dns.flags.DO)
+        self.cd = bool(msg.flags & dns.flags.CD)
+        self.udp_size = udp_size
+        self.answered_by = ""
+
+    @property
+    def name(self) -> dns.name.Name:
+        """The query name exactly as the client spelled it (0x20 case kept)."""
+        name: dns.name.Name = self.msg.question[0].name
+        return name
+
+    @property
+    def max_size(self) -> int:
+        """The largest answer the client can take over this transport."""
+        return 65535 if self.proto == "tcp" else self.udp_size
+
+    def reply(self, rcode: int = dns.rcode.NOERROR, *, aa: bool = False,
+              by: str = "") -> dns.message.Message:
+        """A response to this query: ID, question (as sent), RD and CD copied, EDNS mirrored."""
+        q = self.msg
+        r = dns.message.Message(id=q.id)
+        r.flags = dns.flags.QR | (q.flags & (dns.flags.RD | dns.flags.CD))
+        if aa:
+            r.flags |= dns.flags.AA
+        r.question = [dns.rrset.RRset(q.question[0].name, self.qclass, self.qtype)]
+        if self.edns:
+            r.use_edns(0, dns.flags.DO if self.do else 0, DEFAULT_EDNS_PAYLOAD)
+        r.set_rcode(dns.rcode.Rcode(rcode))
+        if by:
+            self.answered_by = by
+        return r
+
+
+class Handler(Protocol):
+    """What every link of the chain is: a name and ``serve``."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def serve(self, req: Request) -> dns.message.Message: ...
+
+
+PluginFactory = Callable[[Handler], Handler]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoute:
+    """An HTTP endpoint a plugin asks the server to expose (plugins never bind sockets)."""
+
+    address: str  # "host:port", host may be empty for all addresses
+    path: str
+    handle: Callable[[], Awaitable[HttpResponse]]
+    owner: str = ""
+
+
+class App(Protocol):
+    """Process-wide services the server offers to plugins."""
+
+    corefile_path: str | None
+
+    @property
+    def shutting_down(self) -> bool: ...
+
+    def request_reload(self) -> None: ...
+
+    def not_ready(self) -> list[str]: ...
+
+    def config_digest(self) -> str: ...
+
+
+@dataclass(slots=True)
+class Controller:
+    """What ``setup`` gets: the directive's tokens and the context of its server block."""
+
+    d: Dispenser
+    zones: tuple[str, ...]  # the block's zones, lower-case and fully qualified
+    server: str  # metrics label, e.g. "dns://:53"
+    app: App
+    port: int = 53
+
+
+class Plugin:
+    """Convenience base: pass-through ``serve`` and no-op lifecycle hooks."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, next: Handler) -> None:
+        self.next = next
+
+    async def serve(self, req: Request) -> dns.message.Message:
+        return await self.next.serve(req)
+
+    async def start(self) -> None:
+        """Start background work (watches, health checks); called once the chain is built."""
+
+    async def stop(self) -> None:
+        """Stop background work; called after the listeners stop or on reload."""
+
+    async def on_shutdown(self) -> None:
+        """Called on SIGTERM while DNS is still served (health's lameduck sleeps here)."""
+
+    def ready(self) -> bool | None:
+        """True/False when the plugin reports readiness; None when it does not."""
+        return None
+
+    def http_routes(self) -> Sequence[HttpRoute]:
+        return ()
+
+
+def in_zones(qname: str, zones: Sequence[str]) -> str | None:
+    """The longest of ``zones`` that ``qname`` (lower-case, fqdn) falls in, or None."""
+    best: str | None = None
+    for z in zones:
+        if (z == "." or qname == z or qname.endswith("." + z)) and (
+            best is None or len(z) > len(best)
+        ):
+            best = z
+    return best

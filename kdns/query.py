@@ -1,0 +1,131 @@
+"""Query processing, sans-IO: wire bytes in, wire bytes (or silence) out.
+
+The server's listeners call ``QueryProcessor.process``; this module never touches a socket.
+Edges (RFC 1035/6891/7766, reliability.md §4): silence for runts and QR=1 packets; FORMERR for
+malformed queries whose header can be answered; NOTIMP for opcodes other than QUERY; BADVERS for
+EDNS version > 0; REFUSED outside every zone; SERVFAIL, counted as a panic, when a plugin raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+import traceback
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rrset
+
+from kdns.chain import Listener
+from kdns.errors import KdnsError, PluginError
+from kdns.metrics import STATS, ServerStats, rcode_label, type_label
+from kdns.plugin import DEFAULT_EDNS_PAYLOAD, Request
+from kdns.wire.render import render
+
+log = logging.getLogger("kdns.core")
+
+_QR = 0x8000
+_OPCODE_MASK = 0x7800
+
+
+def header_reply(wire: bytes, rcode: int) -> bytes:
+    """A header-only reply (no question) for queries that could not be parsed."""
+    qid, flags = struct.unpack_from("!HH", wire)
+    flags = _QR | (flags & (_OPCODE_MASK | dns.flags.RD)) | (rcode & 0xF)
+    return struct.pack("!HHHHHH", qid, flags, 0, 0, 0, 0)
+
+
+class QueryProcessor:
+    """Answers queries for one listener; ``listener`` is swapped on reload."""
+
+    def __init__(self, listener: Listener, *, max_udp_size: int = DEFAULT_EDNS_PAYLOAD,
+                 stats: ServerStats = STATS) -> None:
+        self.listener = listener
+        self.max_udp_size = max_udp_size
+        self.stats = stats
+        self.server = listener.server_label
+
+    async def process(self, wire: bytes, client: tuple[str, int], proto: str,
+                      local: tuple[str, int] = ("", 0)) -> bytes | None:
+        """The reply to ``wire``, or None when the right answer is silence."""
+        start = time.monotonic()
+        if len(wire) < 12 or wire[2] & 0x80:
+            return None
+        try:
+            msg = dns.message.from_wire(wire, one_rr_per_rrset=True)
+        except dns.message.BadEDNS:
+            return header_reply(wire, dns.rcode.FORMERR)
+        except (dns.exception.DNSException, ValueError, struct.error, IndexError):
+            return header_reply(wire, dns.rcode.FORMERR)
+        if msg.opcode() != dns.opcode.QUERY:
+            return self._early(msg, wire, client, proto, dns.rcode.NOTIMP, start)
+        if len(msg.question) != 1 or msg.answer or msg.authority:
+            return self._early(msg, wire, client, proto, dns.rcode.FORMERR, start)
+        if msg.edns > 0:
+            return self._early(msg, wire, client, proto, dns.rcode.BADVERS, start)
+        q = msg.question[0]
+        if q.rdclass not in (dns.rdataclass.IN, dns.rdataclass.ANY) and not self._other_classes():
+            return self._early(msg, wire, client, proto, dns.rcode.REFUSED, start)
+        udp_size = 512
+        if msg.edns == 0:
+            udp_size = min(max(msg.payload, 512), self.max_udp_size)
+        req = Request(msg, client, proto, local=local, server=self.server, size=len(wire),
+                      udp_size=udp_size)
+        routed = self.listener.route(req.qname)
+        if routed is None or routed[1].handler is None:
+            return self._early(msg, wire, client, proto, dns.rcode.REFUSED, start, req=req)
+        req.zone, chain = routed
+        assert chain.handler is not None
+        try:
+            resp = await chain.handler.serve(req)
+        except PluginError as e:
+            resp = req.reply(e.rcode)
+            req.answered_by = ""
+        except KdnsError:
+            resp = req.reply(dns.rcode.SERVFAIL)
+        except Exception as e:  # a plugin bug answers SERVFAIL for this query only
+            self.stats.panics += 1
+            log.error("Recovered from panic in server: %r %s", e,
+                      traceback.format_exc(limit=-3).replace("\n", " | "))
+            resp = req.reply(dns.rcode.SERVFAIL)
+            req.answered_by = ""
+        out = render(resp, req.max_size)
+        self._count(req, resp.rcode(), len(out), start)
+        return out
+
+    def _other_classes(self) -> bool:
+        # CoreDNS lets non-IN classes through only when a chain could forward them.
+        return any("forward" in c.names for c in self.listener.zones.values())
+
+    def _early(self, msg: dns.message.Message, wire: bytes, client: tuple[str, int], proto: str,
+               rcode: int, start: float, req: Request | None = None) -> bytes:
+        """Replies the server writes itself (no chain ran), counted with zone="dropped"."""
+        r = dns.message.Message(id=msg.id)
+        r.flags = dns.flags.QR | (msg.flags & (dns.flags.RD | dns.flags.CD))
+        r.flags |= msg.flags & _OPCODE_MASK
+        r.question = [dns.rrset.RRset(q.name, q.rdclass, q.rdtype) for q in msg.question[:1]]
+        if msg.edns >= 0:
+            r.use_edns(0, msg.ednsflags & dns.flags.DO, DEFAULT_EDNS_PAYLOAD)
+        r.set_rcode(dns.rcode.Rcode(rcode))
+        max_size = 65535 if proto == "tcp" else (
+            min(max(msg.payload, 512), self.max_udp_size) if msg.edns >= 0 else 512)
+        out = render(r, max_size)
+        qtype = msg.question[0].rdtype if msg.question else 0
+        fam = "2" if ":" in client[0] else "1"
+        self.stats.record(self.server, "dropped", proto, fam, type_label(qtype),
+                          rcode_label(rcode), "", len(wire), len(out),
+                          time.monotonic() - start, False)
+        return out
+
+    def _count(self, req: Request, rcode: int, size: int, start: float) -> None:
+        fam = "2" if ":" in req.client[0] else "1"
+        self.stats.record(self.server, req.zone, req.proto, fam, type_label(req.qtype),
+                          rcode_label(rcode), req.answered_by, req.size, size,
+                          time.monotonic() - start, req.do)

@@ -1,0 +1,1 @@
+"""The only package that touches sockets: DNS listeners, HTTP side servers, lifecycle."""

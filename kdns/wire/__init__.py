@@ -1,0 +1,1 @@
+"""Pure DNS wire helpers: no sockets, no asyncio, no plugins."""
