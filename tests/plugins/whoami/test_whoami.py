@@ -37,8 +37,8 @@ def test_whoami_with_dig_echoes_case(kdns) -> None:  # type: ignore[no-untyped-d
     (". {\n whoami extra\n}\n", "Corefile:2 - Error during parsing: Wrong argument count"),
 ])
 def test_whoami_parse_errors(corefile: str, err: str) -> None:
-    from kdns.corefile import parse_text
     from kdns.chain import build
+    from kdns.corefile import parse_text
 
     class _App:
         corefile_path = None
