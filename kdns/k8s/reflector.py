@@ -1,0 +1,282 @@
+"""Reflector: keep a consumer's view of one resource in step with the API server.
+
+Loop (client-go's reflector, without its pitfalls for DNS):
+
+1. LIST every page (``limit``/``continue``), reduce each object at once, then hand the whole
+   result to ``sink.replace`` in one call: the consumer swaps state atomically, so no name
+   disappears mid-relist. ``synced`` is set after the first such delivery and never cleared.
+2. WATCH from the list's resourceVersion with bookmarks; every event (bookmarks too) advances the
+   tracked resourceVersion, so a dropped, stalled or server-ended watch resumes from there
+   WITHOUT a relist.
+3. 410 Gone (HTTP status, or an ERROR event with code 410, or an expired continue token) means
+   the resourceVersion is too old: relist (1).
+4. Other failures retry with jittered exponential backoff (capped at a few seconds); the last
+   known state is never cleared on errors.
+5. A safety relist runs every ``resync_interval`` (± jitter) to heal events that were skipped.
+
+Malformed objects or events are counted (``kdns_k8s_malformed_total``) and skipped; a reducer
+returning None means "not interesting" and deletes the key. Exceptions raised by the sink are
+bugs of the consumer and propagate out of ``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from kdns.k8s import _json, metrics
+from kdns.k8s.client import MALFORMED, ApiClient, WatchEvent
+from kdns.k8s.errors import ApiConnectionError, ApiGone, K8sError, MalformedObject, WatchStalled
+from kdns.k8s.resources import Resource
+
+T = TypeVar("T")
+
+_APPLIED = ("ADDED", "MODIFIED", "DELETED")
+
+
+class Sink(Protocol[T]):
+    """Where a reflector delivers reduced objects. Keys are ``"ns/name"`` (or ``"name"`` for
+    cluster-scoped resources). Calls come from the event loop thread, one at a time."""
+
+    def replace(self, items: dict[str, T]) -> None:
+        """The complete current set after a (re)list; swap to it atomically."""
+
+    def upsert(self, key: str, item: T) -> None: ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; it may be absent (deletes of uninteresting objects arrive too)."""
+
+
+class DictSink(Generic[T]):
+    """The simplest sink: a dict, swapped whole on replace."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, T] = {}
+
+    def replace(self, items: dict[str, T]) -> None:
+        self.items = items
+
+    def upsert(self, key: str, item: T) -> None:
+        self.items[key] = item
+
+    def delete(self, key: str) -> None:
+        self.items.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ReflectorTiming:
+    """Knobs of the loop (seconds). Tests shrink them; the defaults suit production."""
+
+    backoff_initial: float = 0.2
+    backoff_max: float = 5.0
+    watch_timeout: tuple[int, int] = (300, 600)  # server-side timeoutSeconds, picked at random
+    idle_timeout: float = 120.0  # a watch silent this long (2x the bookmark interval) is dead
+    resync_interval: float | None = 600.0  # safety relist; None disables it
+    resync_jitter: float = 0.1  # ± fraction of resync_interval
+
+    def backoff(self, failures: int) -> float:
+        """Jittered exponential delay before retry number ``failures`` (1, 2, ...)."""
+        ceiling = min(self.backoff_max, self.backoff_initial * 2.0 ** min(failures - 1, 30))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def next_resync_in(self) -> float | None:
+        if self.resync_interval is None:
+            return None
+        jitter = self.resync_interval * self.resync_jitter
+        return self.resync_interval + random.uniform(-jitter, jitter)
+
+
+def object_key(raw: dict[str, Any], namespaced: bool) -> str:
+    """``"ns/name"`` (or ``"name"``); raises MalformedObject without a usable metadata."""
+    namespace, name = _json.identity(_json.obj(raw.get("metadata"), "metadata"), namespaced)
+    return f"{namespace}/{name}" if namespaced else name
+
+
+class Reflector(Generic[T]):
+    """List+watch one resource into ``sink``; see the module docstring for the loop."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        resource: Resource,
+        reduce: Callable[[dict[str, Any]], T | None],
+        sink: Sink[T],
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        page_size: int = 500,
+        timing: ReflectorTiming | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.client = client
+        self.resource = resource
+        self.reduce = reduce
+        self.sink = sink
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.page_size = page_size
+        self.timing = timing or ReflectorTiming()
+        self.log = log or logging.getLogger("kdns.k8s")
+        self.synced = asyncio.Event()
+        self.resource_version = ""
+        self.last_sync: float | None = None  # time.monotonic() of the last API confirmation
+        self._resync_at: float | None = None  # loop.time() of the next safety relist
+        self._got_event = False
+
+    @property
+    def resource_name(self) -> str:
+        return self.resource.name
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        metrics.LAST_SYNC_AGE.track(self)
+        name = self.resource.name
+        failures = 0
+        list_reason: str | None = "initial"
+        while True:
+            try:
+                if list_reason is not None:
+                    self._got_event = False
+                    await self._list(list_reason)
+                    list_reason = None
+                    failures = 0
+                started = time.monotonic()
+                self._got_event = False
+                if await self._watch():
+                    list_reason = "resync"
+                    continue
+                metrics.WATCH_RESTARTS.labels(name, "ended").inc()
+                if self._got_event or time.monotonic() - started > 1.0:
+                    failures = 0
+                    continue
+                failures += 1  # an empty watch that ended at once: do not spin
+            except ApiGone as exc:
+                self.log.info("%s: %s; relisting", name, exc)
+                if list_reason is None:  # the watch's resourceVersion expired: relist now
+                    list_reason = "gone"
+                    continue
+                failures += 1  # the list itself got a 410 (expired continue token): retry
+            except K8sError as exc:
+                if self._got_event:
+                    failures = 0
+                failures += 1
+                if list_reason is None:
+                    reason = (
+                        "stalled" if isinstance(exc, WatchStalled)
+                        else "dropped" if isinstance(exc, ApiConnectionError)
+                        else "error"
+                    )
+                    metrics.WATCH_RESTARTS.labels(name, reason).inc()
+                elif list_reason != "initial":
+                    list_reason = "error"
+                if failures & (failures - 1) == 0 or failures % 100 == 0:
+                    self.log.warning("%s: %s (failure %d, retrying)", name, exc, failures)
+            await asyncio.sleep(self.timing.backoff(failures))
+
+    async def _list(self, reason: str) -> None:
+        items: dict[str, T] = {}
+        rv = ""
+        async for page in self.client.list_pages(
+            self.resource.path,
+            limit=self.page_size,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+        ):
+            if page.malformed:
+                metrics.MALFORMED.labels(self.resource.name).inc(page.malformed)
+            for raw in page.items:
+                reduced = self._reduce(raw)
+                if reduced is not None and reduced[1] is not None:
+                    items[reduced[0]] = reduced[1]
+            rv = page.resource_version
+            await asyncio.sleep(0)  # let queries run between pages
+        self.sink.replace(items)
+        self.resource_version = rv
+        metrics.LISTS.labels(self.resource.name).inc()
+        if reason != "initial":
+            metrics.RELISTS.labels(self.resource.name, reason).inc()
+        self._confirmed()
+        resync_in = self.timing.next_resync_in()
+        loop = asyncio.get_running_loop()
+        self._resync_at = None if resync_in is None else loop.time() + resync_in
+        if not self.synced.is_set():
+            self.log.info("%s: synced %d objects", self.resource.name, len(items))
+            self.synced.set()
+
+    async def _watch(self) -> bool:
+        """Watch until the stream ends (False) or the safety relist is due (True)."""
+        lo, hi = self.timing.watch_timeout
+        events = self.client.watch(
+            self.resource.path,
+            resource_version=self.resource_version,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            timeout_seconds=random.randint(lo, hi),
+            idle_timeout=self.timing.idle_timeout,
+        )
+        try:
+            async with asyncio.timeout_at(self._resync_at), aclosing(events):
+                async for event in events:
+                    self._apply(event)
+        except TimeoutError:  # the client maps its own timeouts, so this is the resync timer
+            return True
+        self._confirmed()
+        return False
+
+    def _apply(self, event: WatchEvent) -> None:
+        kind, raw = event
+        self._got_event = True
+        name = self.resource.name
+        if kind == MALFORMED:
+            metrics.MALFORMED.labels(name).inc()
+            self.log.debug("%s: skipped malformed watch event: %s", name, raw.get("error"))
+            return
+        meta = raw.get("metadata")
+        rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        if kind in _APPLIED:
+            self._apply_object(kind, raw)
+        elif kind != "BOOKMARK":
+            metrics.MALFORMED.labels(name).inc()
+            return
+        if isinstance(rv, str) and rv:
+            self.resource_version = rv
+        elif kind == "BOOKMARK":
+            metrics.MALFORMED.labels(name).inc()
+            return
+        metrics.EVENTS.labels(name, kind).inc()
+        self._confirmed()
+
+    def _apply_object(self, kind: str, raw: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            try:
+                self.sink.delete(object_key(raw, self.resource.namespaced))
+            except MalformedObject:
+                metrics.MALFORMED.labels(self.resource.name).inc()
+            return
+        reduced = self._reduce(raw)
+        if reduced is None:
+            return
+        key, item = reduced
+        if item is None:
+            self.sink.delete(key)
+        else:
+            self.sink.upsert(key, item)
+
+    def _reduce(self, raw: dict[str, Any]) -> tuple[str, T | None] | None:
+        """(key, reduced or None) or None when the object is malformed (counted)."""
+        try:
+            key = object_key(raw, self.resource.namespaced)
+            return key, self.reduce(raw)
+        except Exception as exc:  # a reducer bug or bad object must not stop the reflector
+            metrics.MALFORMED.labels(self.resource.name).inc()
+            self.log.debug("%s: skipped malformed object: %s", self.resource.name, exc)
+            return None
+
+    def _confirmed(self) -> None:
+        self.last_sync = time.monotonic()
