@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kdns.proxy import conntrack, metrics, transaction
-from kdns.proxy.conntrack import Conntrack
+from kdns.proxy import metrics, transaction
+from kdns.proxy.conntrack import Conntrack, stale_flows
 from kdns.proxy.model import FAMILIES, Family, ServicePort
 from kdns.proxy.nft import Nft, NftError
 from kdns.proxy.render import RenderConfig, Ruleset, render
@@ -41,7 +41,7 @@ class Syncer:
         snapshot: Callable[[], Sequence[ServicePort]],
         *,
         nft: Nft,
-        conntrack_: Conntrack,
+        conntrack: Conntrack,
         families: Sequence[Family] = FAMILIES,
         settings: SyncSettings = SyncSettings(),
         clock: Callable[[], float] = time.monotonic,
@@ -50,7 +50,7 @@ class Syncer:
         self.settings = settings
         self._snapshot = snapshot
         self._nft = nft
-        self._conntrack = conntrack_
+        self.conntrack = conntrack  # public: tests swap it to show what cleanup changes
         self._families = tuple(families)
         self._clock = clock
         self._applied: dict[Family, Ruleset] = {}
@@ -143,8 +143,8 @@ class Syncer:
         self._applied[family] = new
         metrics.RULES.labels(family).set(new.rule_count)
         metrics.CHAINS.labels(family).set(len(new.chains))
-        for flow in conntrack.stale_flows(old, new):
-            metrics.CONNTRACK_DELETED.inc(await self._conntrack.delete(flow))
+        for flow in stale_flows(old, new):
+            metrics.CONNTRACK_DELETED.inc(await self.conntrack.delete(flow))
 
     # -- the loop ------------------------------------------------------------------------
     def _next_deadline(self) -> float:

@@ -9,7 +9,7 @@ NODE = "node-a"
 CFG = RenderConfig(
     node_name=NODE,
     table="kdns-proxy",
-    cluster_cidrs=("10.244.0.0/16", "fd00:244::/48"),
+    cluster_cidrs=("10.244.0.0/16", "fd00:244::/32"),
     service_cidrs=("10.96.0.0/16", "fd00:96::/112"),
 )
 
