@@ -1,0 +1,96 @@
+"""Reducers from API JSON and the Service x EndpointSlice join."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kdns.proxy.model import Endpoint
+from kdns.proxy.objects import BadObject, join, reduce_endpoint_slice, reduce_service
+from tests.fakeapi import objects as o
+
+
+def svc(**spec: Any) -> dict[str, Any]:
+    obj = o.service("default", "web", cluster_ips=["10.96.0.10", "fd00:96::10"],
+                    ports=[o.port("http", 80, target_port="web"),
+                           o.port("dns", 53, "UDP", 5353)])
+    obj["spec"].update(spec)
+    return obj
+
+
+def test_service_fields() -> None:
+    obj = svc(type="NodePort", externalTrafficPolicy="Local", internalTrafficPolicy="Local",
+              sessionAffinity="ClientIP", externalIPs=["192.0.2.9"])
+    obj["spec"]["ports"][0]["nodePort"] = 30080
+    obj["status"] = {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}, {"hostname": "x"}]}}
+    s = reduce_service(obj)
+    assert s is not None
+    assert s.cluster_ips == ("10.96.0.10", "fd00:96::10")
+    assert [(p.name, p.protocol, p.port, p.node_port) for p in s.ports] == [
+        ("http", "tcp", 80, 30080), ("dns", "udp", 53, 0)]
+    assert s.affinity_timeout == 10800  # the default when no sessionAffinityConfig
+    assert s.external_local and s.internal_local
+    assert s.external_ips == ("192.0.2.9", "198.51.100.1")
+
+
+def test_ignored_services() -> None:
+    assert reduce_service(o.service("default", "h", cluster_ip="None")) is None
+    assert reduce_service(o.service("default", "x", type="ExternalName",
+                                    external_name="example.com")) is None
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"clusterIPs": ["10.96.0.300"]}, "not an IP address"),
+    ({"ports": [{"port": 70000}]}, "out of range"),
+    ({"ports": [{"port": "80"}]}, "not a port number"),
+    ({"ports": [{"port": 80, "protocol": "ICMP"}]}, "unsupported protocol"),
+    ({"sessionAffinity": "ClientIP",
+      "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": -1}}}, "timeoutSeconds"),
+])
+def test_bad_services_raise_clear_errors(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(BadObject, match=message):
+        reduce_service(svc(**spec))
+
+
+def test_slice_conditions_default_like_kube_proxy() -> None:
+    sl = o.endpointslice("default", "web-1", "web", [
+        o.endpoint("10.244.1.10", node="n1"),
+        o.endpoint("10.244.1.11", ready=None),  # no conditions: ready
+        {"addresses": ["10.244.1.12"], "conditions": {"ready": False, "serving": True,
+                                                      "terminating": True}},
+    ], ports=[{"name": "http", "port": 8080, "protocol": "TCP"}])
+    r = reduce_endpoint_slice(sl)
+    assert r is not None and r.service_key == "default/web"
+    assert r.endpoints == (
+        Endpoint("10.244.1.10", 0, "n1", True, True, False),
+        Endpoint("10.244.1.11", 0, None, True, True, False),
+        Endpoint("10.244.1.12", 0, None, False, True, True),
+    )
+    assert reduce_endpoint_slice(o.endpointslice("default", "x", None, [])) is None
+    assert reduce_endpoint_slice(o.endpointslice("default", "f", "web", [],
+                                                 address_type="FQDN")) is None
+
+
+def test_join_resolves_named_target_ports_and_dedupes() -> None:
+    s = reduce_service(svc())
+    slices = [
+        o.endpointslice("default", "web-a", "web", [o.endpoint("10.244.1.10")],
+                        ports=[{"name": "http", "port": 8080, "protocol": "TCP"},
+                               {"name": "dns", "port": 5353, "protocol": "UDP"}]),
+        # The same address in a second slice, not ready there: the ready copy wins.
+        o.endpointslice("default", "web-b", "web", [o.endpoint("10.244.1.10", ready=False),
+                                                    o.endpoint("10.244.1.11")],
+                        ports=[{"name": "http", "port": 8080, "protocol": "TCP"}]),
+        o.endpointslice("other", "web-c", "web", [o.endpoint("10.244.9.9")],
+                        ports=[{"name": "http", "port": 1, "protocol": "TCP"}]),
+    ]
+    reduced = [r for r in map(reduce_endpoint_slice, slices) if r]
+    assert s is not None
+    ports = join([s], reduced)
+    assert [(p.port_name, p.protocol) for p in ports] == [("dns", "udp"), ("http", "tcp")]
+    dns, http = ports
+    assert [(e.ip, e.port) for e in dns.endpoints] == [("10.244.1.10", 5353)]
+    assert [(e.ip, e.port, e.ready) for e in http.endpoints] == [
+        ("10.244.1.10", 8080, True), ("10.244.1.11", 8080, True)]
+    assert not http.external_local  # eTP applies only to externally reachable services
