@@ -122,7 +122,12 @@ def sandbox_script(box: Sandbox, argv: list[str], extra_mounts: list[str]) -> st
     return "\n".join(lines)
 
 
-def start_kdns(box: Sandbox, privs: list[str], extra_mounts: list[str] | None = None) -> Started:
+def start_kdns(
+    box: Sandbox,
+    privs: list[str],
+    extra_mounts: list[str] | None = None,
+    executable: Path | None = None,
+) -> Started:
     corefile = box.workdir / "Corefile"
     corefile.write_text(WHOAMI_COREFILE)
     corefile.chmod(0o644)
@@ -136,7 +141,7 @@ def start_kdns(box: Sandbox, privs: list[str], extra_mounts: list[str] | None = 
     ]  # fmt: skip
     # env runs first, as root: any exec between setpriv and kdns would run without file
     # capabilities and, under no_new_privs, leave kdns none to inherit.
-    argv = [*env, *drop, str(kdns_executable()), "-conf", str(corefile)]
+    argv = [*env, *drop, str(executable or kdns_executable()), "-conf", str(corefile)]
     script = sandbox_script(box, argv, extra_mounts or [])
     log = Path(tempfile.mkstemp(prefix="kdep-log-")[1])
     with log.open("wb") as out:
@@ -269,5 +274,53 @@ def test_image_capability_model(sandbox: Sandbox, with_file_cap: bool) -> None:
         for caps in ("CapPrm", "CapEff", "CapBnd"):
             assert int(status[caps], 16) == CAP_NET_BIND_SERVICE, f"{caps}={status[caps]}"
         assert_whoami_answers(sandbox, "kubernetes.default.svc.cluster.local.")
+    finally:
+        stop(started)
+
+
+def install_wheel_like_the_image(box: Sandbox) -> Path:
+    """deploy/Dockerfile's install, offline: build kdns's wheel from a copy of the sources
+    (the Dockerfile's COPY set), install it into a venv, precompile with unchecked-hash.
+    Dependencies come from the test interpreter's site-packages instead of built wheels."""
+    src = box.workdir / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in ("kdns", "plugins"):
+        shutil.copytree(REPO / name, src / name, ignore=ignore)
+    wheels, venv = box.workdir / "wheels", box.workdir / "venv"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    build = [*pip, "wheel", "--no-deps", "-w", str(wheels), str(src)]
+    built = subprocess.run(build, capture_output=True, text=True, cwd=src)
+    assert built.returncode == 0, f"building the kdns wheel failed:\n{built.stdout}{built.stderr}"
+    (wheel,) = wheels.glob("kdns-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True)  # fmt: skip
+    vpy = str(venv / "bin" / "python")
+    subprocess.run([vpy, "-m", "pip", "--disable-pip-version-check", "-q", "install",
+                    "--no-deps", "--no-index", str(wheel)], check=True)  # fmt: skip
+    subprocess.run([vpy, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
+                    str(venv)], check=True)  # fmt: skip
+    shutil.rmtree(src)  # nothing may import from the source copy
+    for path in box.workdir.rglob("*"):
+        path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0))
+    return venv / "bin" / "kdns"
+
+
+def test_wheel_install_serves_from_a_read_only_venv(sandbox: Sandbox) -> None:
+    kdns = install_wheel_like_the_image(sandbox)
+    subprocess.run(
+        ["ip", "netns", "exec", sandbox.netns,
+         "sysctl", "-q", "-w", "net.ipv4.ip_unprivileged_port_start=53"],
+        check=True,
+    )  # fmt: skip
+    # The source tree is hidden: everything must come from the wheel.
+    hide_sources = [f"mount -t tmpfs -o ro,mode=0755 tmpfs {REPO}"]
+    started = start_kdns(sandbox, ["--bounding-set=-all"], hide_sources, executable=kdns)
+    try:
+        wait_until_answering(sandbox, started)
+        assert_runs_confined(started.proc.pid)
+        assert_whoami_answers(sandbox, "svc.example.")
     finally:
         stop(started)
