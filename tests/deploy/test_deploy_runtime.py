@@ -11,6 +11,8 @@ groups and no_new_privs (``allowPrivilegeEscalation: false``), and must answer o
   NET_BIND_SERVICE, as ``capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}`` gives; the
   interpreter carries ``cap_net_bind_service=+ep`` as deploy/Dockerfile sets it. Without the
   file capability the same start must fail cleanly (the control that shows the test can fail).
+* test_wheel_install_serves_from_a_read_only_venv: kdns installed from its wheel into a venv,
+  as the image does, with the source tree hidden, so the packaged artifact is what runs.
 """
 
 from __future__ import annotations
@@ -279,8 +281,9 @@ def test_image_capability_model(sandbox: Sandbox, with_file_cap: bool) -> None:
 
 
 def install_wheel_like_the_image(box: Sandbox) -> Path:
-    """deploy/Dockerfile's install, offline: build kdns's wheel from a copy of the sources
-    (the Dockerfile's COPY set), install it into a venv, precompile with unchecked-hash.
+    """deploy/Dockerfile's install: build kdns's wheel from a copy of the sources (the
+    Dockerfile's COPY set; pip's isolated build fetches setuptools from the package index, as
+    `pip install -e` does), install it into a venv, precompile with unchecked-hash.
     Dependencies come from the test interpreter's site-packages instead of built wheels."""
     src = box.workdir / "src"
     src.mkdir()
