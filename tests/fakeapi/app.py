@@ -33,6 +33,7 @@ from tests.fakeapi.tls import TlsBundle
 
 _WAKE = "__WAKE__"
 _BOOKMARK = "__BOOKMARK__"
+_RAW = "__RAW__"
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
             410: "Expired", 429: "TooManyRequests", 500: "InternalError",
             503: "ServiceUnavailable", 504: "Timeout"}
@@ -45,6 +46,7 @@ class RequestRecord:
     query: dict[str, str]
     authorization: str | None
     client_cert_cn: str | None
+    time: float  # time.monotonic() when the request arrived
 
     @property
     def watch(self) -> bool:
@@ -58,9 +60,12 @@ class _Fault:
     status: int = 500
     path: str | None = None
     watch: bool | None = None
+    param: str | None = None
 
-    def matches(self, path: str, is_watch: bool) -> bool:
+    def matches(self, path: str, is_watch: bool, query: Any) -> bool:
         if self.path is not None and not path.startswith(self.path):
+            return False
+        if self.param is not None and self.param not in query:
             return False
         return self.watch is None or self.watch == is_watch
 
@@ -208,25 +213,28 @@ class FakeApi:
 
     # -- faults ------------------------------------------------------------------------------
 
+    # Fault matching: ``path`` is a path prefix, ``watch`` True/False limits to watch/list
+    # requests, ``param`` to requests carrying that query parameter (e.g. "continue").
+
     def fail_next(self, count: int | None = 1, status: int = 500, *, path: str | None = None,
-                  watch: bool | None = None) -> None:
+                  watch: bool | None = None, param: str | None = None) -> None:
         """The next ``count`` matching requests get an error Status (None: until cleared)."""
-        self.faults.append(_Fault("status", count, status, path, watch))
+        self.faults.append(_Fault("status", count, status, path, watch, param))
 
     def gone_next(self, count: int | None = 1, *, path: str | None = None,
-                  watch: bool | None = None) -> None:
+                  watch: bool | None = None, param: str | None = None) -> None:
         """HTTP 410 Gone for the next matching requests."""
-        self.fail_next(count, 410, path=path, watch=watch)
+        self.fail_next(count, 410, path=path, watch=watch, param=param)
 
     def hang_next(self, count: int | None = 1, *, path: str | None = None,
-                  watch: bool | None = None) -> None:
+                  watch: bool | None = None, param: str | None = None) -> None:
         """Accept the next matching requests and never answer (until release_hangs())."""
-        self.faults.append(_Fault("hang", count, path=path, watch=watch))
+        self.faults.append(_Fault("hang", count, path=path, watch=watch, param=param))
 
     def drop_next(self, count: int | None = 1, *, path: str | None = None,
-                  watch: bool | None = None) -> None:
+                  watch: bool | None = None, param: str | None = None) -> None:
         """Reset the connection of the next matching requests without any response."""
-        self.faults.append(_Fault("drop", count, path=path, watch=watch))
+        self.faults.append(_Fault("drop", count, path=path, watch=watch, param=param))
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -265,6 +273,12 @@ class FakeApi:
             w.queue.put_nowait((_BOOKMARK, {"rv": self.store.rv}))
         return len(self.store.watchers)
 
+    def inject_raw(self, line: bytes) -> int:
+        """Write ``line`` (plus a newline) verbatim into every open watch stream."""
+        for w in self.store.watchers:
+            w.queue.put_nowait((_RAW, {"line": line}))
+        return len(self.store.watchers)
+
     def compact(self) -> None:
         """Drop event history and list snapshots (old resourceVersions and tokens -> 410)."""
         self.store.compact()
@@ -294,10 +308,10 @@ class FakeApi:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append(RequestRecord(
             request.method, request.path, dict(request.query),
-            request.headers.get("Authorization"), _peer_cn(request)))
+            request.headers.get("Authorization"), _peer_cn(request), time.monotonic()))
         is_watch = request.query.get("watch") in ("true", "1")
         for fault in self.faults:
-            if fault.remaining != 0 and fault.matches(request.path, is_watch):
+            if fault.remaining != 0 and fault.matches(request.path, is_watch, request.query):
                 if fault.remaining is not None:
                     fault.remaining -= 1
                 return await self._inject(fault, request)
@@ -439,6 +453,9 @@ class FakeApi:
                 next_bookmark = loop.time() + (self.bookmark_interval or 1e9)
                 continue
             if etype == _WAKE:
+                continue
+            if etype == _RAW:
+                await resp.write(obj["line"] + b"\n")
                 continue
             if etype == _BOOKMARK:
                 if bookmarks:

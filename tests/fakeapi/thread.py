@@ -135,20 +135,20 @@ class FakeApiServer:
         self.call(lambda a: setattr(a, "tokens", new))
 
     def fail_next(self, count: int | None = 1, status: int = 500, *, path: str | None = None,
-                  watch: bool | None = None) -> None:
-        self.call(lambda a: a.fail_next(count, status, path=path, watch=watch))
+                  watch: bool | None = None, param: str | None = None) -> None:
+        self.call(lambda a: a.fail_next(count, status, path=path, watch=watch, param=param))
 
     def gone_next(self, count: int | None = 1, *, path: str | None = None,
-                  watch: bool | None = None) -> None:
-        self.call(lambda a: a.gone_next(count, path=path, watch=watch))
+                  watch: bool | None = None, param: str | None = None) -> None:
+        self.call(lambda a: a.gone_next(count, path=path, watch=watch, param=param))
 
     def hang_next(self, count: int | None = 1, *, path: str | None = None,
-                  watch: bool | None = None) -> None:
-        self.call(lambda a: a.hang_next(count, path=path, watch=watch))
+                  watch: bool | None = None, param: str | None = None) -> None:
+        self.call(lambda a: a.hang_next(count, path=path, watch=watch, param=param))
 
     def drop_next(self, count: int | None = 1, *, path: str | None = None,
-                  watch: bool | None = None) -> None:
-        self.call(lambda a: a.drop_next(count, path=path, watch=watch))
+                  watch: bool | None = None, param: str | None = None) -> None:
+        self.call(lambda a: a.drop_next(count, path=path, watch=watch, param=param))
 
     def clear_faults(self) -> None:
         self.call(lambda a: a.clear_faults())
