@@ -8,17 +8,15 @@ exit 0. A second signal exits at once. SIGUSR1 reloads; a broken new Corefile ke
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import os
 import signal
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from kdns.chain import Chain, Listener, build
-from kdns.corefile.parser import ServerBlock, parse_text
+from kdns.corefile.digest import config_digest
+from kdns.corefile.parser import parse_text
 from kdns.errors import KdnsError
 from kdns.metrics import STATS, register_server_stats
 from kdns.plugin import Handler, HttpRoute
@@ -30,16 +28,6 @@ from kdns.server.udp import InflightTracker, UdpProtocol
 
 log = logging.getLogger("kdns.core")
 GRACE = 5.0
-
-
-def config_digest(blocks: Sequence[ServerBlock]) -> str:
-    """SHA-512 over the parsed blocks (imports expanded): comments/whitespace don't count."""
-    data = [
-        {"keys": [k.text for k in b.keys],
-         "body": [[t.text for t in d.tokens] for d in b.directives]}
-        for b in blocks
-    ]
-    return hashlib.sha512(json.dumps(data).encode()).hexdigest()
 
 
 @dataclass
@@ -89,6 +77,7 @@ class Server:
         self._shutting_down = False
         self._reload_lock = asyncio.Lock()
         self._reload_requested = asyncio.Event()
+        self._starting: Config | None = None  # config whose plugins are starting
         self.signals_received = 0
 
     # --- App protocol -------------------------------------------------------------------
@@ -109,7 +98,9 @@ class Server:
         return sorted(names)
 
     def config_digest(self) -> str:
-        return self.config.digest if self.config else ""
+        # During start() a plugin (reload) must see the digest of the config it belongs to.
+        config = self._starting or self.config
+        return config.digest if config else ""
 
     # --- loading ------------------------------------------------------------------------
     def _load(self, text: str) -> Config:
@@ -165,6 +156,7 @@ class Server:
 
     async def _start_plugins(self, config: Config) -> None:
         started: list[Handler] = []
+        self._starting = config
         try:
             for p in config.plugins():
                 start = getattr(p, "start", None)
@@ -174,6 +166,8 @@ class Server:
         except BaseException:
             await self._stop_plugins_list(started)
             raise
+        finally:
+            self._starting = None
 
     async def _stop_plugins(self, config: Config) -> None:
         await self._stop_plugins_list(config.plugins())
@@ -258,6 +252,7 @@ class Server:
             except (KdnsError, OSError) as e:
                 log.error("Restart failed: %s", e)
                 self._drop_unused_listeners(old)
+                await self._reload_failed(old, str(e))
                 return False
             await self.http.stop()
             try:
@@ -266,6 +261,7 @@ class Server:
                 log.error("Restart failed: %s", e)
                 await self._stop_plugins(new)
                 await self.http.start(self._routes(old))
+                await self._reload_failed(old, str(e))
                 return False
             self.corefile_text = text
             for lst in new.listeners:
@@ -278,6 +274,17 @@ class Server:
             await self._stop_plugins(old)
             log.info("Reloading complete")
             return True
+
+    async def _reload_failed(self, running: Config, error: str) -> None:
+        """CoreDNS's OnRestartFailed: tell the plugins that keep running (reload counts it)."""
+        for p in running.plugins():
+            hook = getattr(p, "on_reload_failed", None)
+            if hook is None:
+                continue
+            try:
+                await hook(error)
+            except Exception as e:
+                log.error("reload-failed callback of %s failed: %s", p.name, e)
 
     def _drop_unused_listeners(self, keep: Config) -> None:
         wanted = {(lst.scheme, lst.port) for lst in keep.listeners}
