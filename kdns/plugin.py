@@ -8,6 +8,7 @@ ready, http_routes) are owned and called by the server.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -22,6 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from kdns.wire.fastpath import Version
+
 if TYPE_CHECKING:
     from kdns.corefile.dispenser import Dispenser
 
@@ -33,8 +36,9 @@ class Request:
     """One query as the chain sees it: the parsed message plus where it came from."""
 
     __slots__ = (
-        "answered_by", "cd", "client", "do", "edns", "local", "msg", "proto", "qclass",
-        "qname", "qtype", "server", "size", "udp_size", "zone",
+        "answered_by", "cd", "client", "do", "edns", "local", "memo_deps", "memo_rotate",
+        "memo_until", "msg", "no_memo", "proto", "qclass", "qname", "qtype", "server", "size",
+        "udp_size", "zone",
     )
 
     def __init__(
@@ -64,6 +68,28 @@ class Request:
         self.cd = bool(msg.flags & dns.flags.CD)
         self.udp_size = udp_size
         self.answered_by = ""
+        # Reuse of this answer by the fast path (kdns/wire/fastpath.py): plugins opt in with
+        # reusable(); any plugin that must see every query (or varies its answer) opts out.
+        self.memo_deps: list[tuple[Version, int]] | None = None
+        self.memo_until = math.inf
+        self.memo_rotate = False
+        self.no_memo = False
+
+    def reusable(self, *versions: Version, until: float = math.inf) -> None:
+        """Declare that this answer may be replayed while ``versions`` are unchanged and the
+        monotonic clock is before ``until`` (cache TTLs count down)."""
+        deps = self.memo_deps if self.memo_deps is not None else []
+        deps += [(v, v.n) for v in versions]
+        self.memo_deps = deps
+        self.memo_until = min(self.memo_until, until)
+
+    def not_reusable(self) -> None:
+        """This answer (or this query's side effects, e.g. a log line) must not be replayed."""
+        self.no_memo = True
+
+    def rotating(self) -> None:
+        """The answer's records rotate on every query (loadbalance); replay must rotate too."""
+        self.memo_rotate = True
 
     @property
     def name(self) -> dns.name.Name:

@@ -27,6 +27,7 @@ from kdns.chain import Listener
 from kdns.errors import KdnsError, PluginError
 from kdns.metrics import STATS, ServerStats, rcode_label, type_label
 from kdns.plugin import DEFAULT_EDNS_PAYLOAD, Request
+from kdns.wire.fastpath import Entry, Memo
 from kdns.wire.render import render
 
 log = logging.getLogger("kdns.core")
@@ -51,6 +52,24 @@ class QueryProcessor:
         self.max_udp_size = max_udp_size
         self.stats = stats
         self.server = listener.server_label
+        self.memos = {"udp": Memo(), "tcp": Memo()}
+
+    def clear_memo(self) -> None:
+        for memo in self.memos.values():
+            memo.clear()
+
+    def fast(self, wire: bytes, client: tuple[str, int], proto: str) -> bytes | None:
+        """The reply from the fast path, or None to take the slow path (``process``)."""
+        start = time.monotonic()
+        hit = self.memos[proto].lookup(wire, start)
+        if hit is None:
+            return None
+        out, e = hit
+        do = len(wire) > 12 and wire[-11] == 0 and (wire[-4] & 0x80) != 0 and wire[11] == 1
+        self.stats.record(self.server, e.zone, proto, "2" if ":" in client[0] else "1",
+                          type_label(e.qtype), rcode_label(e.rcode), e.plugin, len(wire),
+                          len(out), time.monotonic() - start, do)
+        return out
 
     async def process(self, wire: bytes, client: tuple[str, int], proto: str,
                       local: tuple[str, int] = ("", 0)) -> bytes | None:
@@ -97,8 +116,22 @@ class QueryProcessor:
             resp = req.reply(dns.rcode.SERVFAIL)
             req.answered_by = ""
         out = render(resp, req.max_size)
-        self._count(req, resp.rcode(), len(out), start)
+        rcode = resp.rcode()
+        if req.memo_deps is not None and not req.no_memo:
+            self._remember(wire, out, req, rcode)
+        self._count(req, rcode, len(out), start)
         return out
+
+    def _remember(self, wire: bytes, out: bytes, req: Request, rcode: int) -> None:
+        rotate = None
+        if req.memo_rotate:
+            rotate = answer_rotation(out)
+            if rotate is None:
+                return
+        assert req.memo_deps is not None
+        entry = Entry(b"", b"", tuple(req.memo_deps), req.memo_until, rotate, zone=req.zone,
+                      rcode=rcode, plugin=req.answered_by, qtype=req.qtype)
+        self.memos[req.proto].store(wire, out, entry)
 
     def _other_classes(self) -> bool:
         # CoreDNS lets non-IN classes through only when a chain could forward them.
@@ -129,3 +162,34 @@ class QueryProcessor:
         self.stats.record(self.server, req.zone, req.proto, fam, type_label(req.qtype),
                           rcode_label(rcode), req.answered_by, req.size, size,
                           time.monotonic() - start, req.do)
+
+
+def answer_rotation(reply: bytes) -> tuple[int, int, int] | None:
+    """(offset in the tail, record size, count) when the answer section is n same-sized records
+    with pointer owners, so that replay can rotate them as loadbalance does; else None."""
+    qend = question_end_of_reply(reply)
+    count = (reply[6] << 8) | reply[7]
+    if not qend or count < 2:
+        return None
+    pos, size = qend, 0
+    for _ in range(count):
+        if pos + 12 > len(reply) or reply[pos] & 0xC0 != 0xC0:
+            return None
+        rr = 12 + ((reply[pos + 10] << 8) | reply[pos + 11])
+        if size and rr != size:
+            return None
+        size = rr
+        pos += rr
+    return 0, size, count
+
+
+def question_end_of_reply(reply: bytes) -> int:
+    pos = 12
+    while pos < len(reply):
+        n = reply[pos]
+        if n == 0:
+            return pos + 5
+        if n > 63:
+            return 0
+        pos += n + 1
+    return 0

@@ -268,6 +268,7 @@ class Server:
                 bound = self.bound[(lst.scheme, lst.port)]
                 bound.processor.listener = lst
                 bound.processor.server = lst.server_label
+                bound.processor.clear_memo()
             self.config = new
             self._record_enabled(new)
             self._drop_unused_listeners(new)

@@ -74,6 +74,10 @@ class TcpProtocol(asyncio.Protocol):
             self._close()
             return
         for m in msgs:
+            reply = self.state.processor.fast(m, self.peer, "tcp")
+            if reply is not None and self.transport is not None:
+                self.transport.write(frame(reply))
+                continue
             self.inflight += 1
             task = asyncio.ensure_future(self._answer(m))
             self.state.tracker.add(task)

@@ -30,6 +30,11 @@ class UdpProtocol(asyncio.DatagramProtocol):
             self.local = client_addr(sockname)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        reply = self.processor.fast(data, addr, "udp")
+        if reply is not None:
+            if self.transport is not None:
+                self.transport.sendto(reply, addr)
+            return
         if self.inflight >= self.max_inflight:
             self.shed += 1  # shed rather than queue without limit
             return

@@ -32,7 +32,8 @@ def render(msg: dns.message.Message, max_size: int = 65535) -> bytes:
             (dns.renderer.ADDITIONAL, msg.additional),
         ):
             for rrset in rrsets:
-                r.add_rrset(section, rrset)
+                # dnspython shuffles rdatas by default; order is loadbalance's job, not ours.
+                r.add_rrset(section, rrset, want_shuffle=False)
     except dns.exception.TooBig:
         truncated = True
     if has_opt:
