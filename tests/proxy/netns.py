@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 PROBE = str(Path(__file__).with_name("probe.py"))
+REPO = str(Path(__file__).resolve().parents[2])
 PODS = {"a": 10, "b": 11, "c": 30}
 NODE_V4, NODE_V6 = "192.0.2.1", "2001:db8::1"
 EXT_V4, EXT_V6 = "192.0.2.2", "2001:db8::2"
@@ -115,10 +116,32 @@ class Topology:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
 
+    def http(self, short: str, url: str, body: object = None) -> tuple[int, str]:
+        args = ["get", url] if body is None else ["post", url, json.dumps(body)]
+        res = sh(*self.exec_prefix(short), sys.executable, PROBE, *args)
+        reply = json.loads(res.stdout)
+        return int(reply["status"]), str(reply["body"])
+
     def nft_json(self, *args: str) -> list[dict[str, object]]:
         res = sh(*self.exec_prefix(), "nft", "-j", "list", *args)
         items: list[dict[str, object]] = json.loads(res.stdout)["nftables"]
         return items
+
+    def start_fake_api(self) -> FakeApiInNode:
+        """``python -m tests.fakeapi`` inside the node, reachable from pods at 10.244.1.1."""
+        proc = subprocess.Popen(
+            [*self.exec_prefix(), sys.executable, "-m", "tests.fakeapi", "--host", "0.0.0.0"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.servers.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"fake API server did not start: {proc.stderr.read()}")
+        info = json.loads(line)
+        port = int(info["url"].rsplit(":", 1)[1])
+        control = int(info["control"].rsplit(":", 1)[1])
+        return FakeApiInNode(self, port, f"http://127.0.0.1:{control}")
 
     def destroy(self) -> None:
         for proc in self.servers:
@@ -127,3 +150,20 @@ class Topology:
         for name in reversed(self.created):
             sh("ip", "netns", "del", name, check=False)
         self.created.clear()
+
+
+class FakeApiInNode:
+    """Control of a fake API server that lives in the node namespace (calls go through it)."""
+
+    def __init__(self, topo: Topology, port: int, control_url: str) -> None:
+        self.topo = topo
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"  # as seen from the node
+        self.pod_url = f"http://{GW_V4}:{port}"  # as seen from pods
+        self.control_url = control_url
+
+    def call(self, method: str, **kwargs: object) -> object:
+        status, body = self.topo.http("node", f"{self.control_url}/call/{method}", kwargs)
+        if status != 200:
+            raise RuntimeError(f"fake API {method} failed: {status} {body}")
+        return json.loads(body)["result"]

@@ -6,6 +6,7 @@ tcp HOST PORT [--count N] [--timeout S]: N fresh connections; prints a JSON list
     or "ERR <errno name> <seconds>" per failed attempt.
 udp HOST PORT [--count N] [--sport P] [--timeout S]: N datagrams (from one fixed source port
     when --sport is given); JSON list of answers or "ERR timeout".
+get URL / post URL JSON: one HTTP request; prints {"status": ..., "body": ...} as JSON.
 hold HOST PORT: one connection; sends a line, prints the answer, then waits for a line on stdin
     and sends a second one over the same connection, printing that answer too.
 """
@@ -122,6 +123,21 @@ def hold(host: str, port: int) -> None:
         print(f.readline().strip(), flush=True)
 
 
+def http(url: str, body: str | None) -> dict[str, object]:
+    import urllib.error
+    import urllib.request
+
+    data = body.encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return {"status": resp.status, "body": resp.read().decode()}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "body": e.read().decode()}
+    except OSError as e:
+        return {"status": 0, "body": str(e)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -136,8 +152,15 @@ def main() -> None:
         c.add_argument("--count", type=int, default=1)
         c.add_argument("--timeout", type=float, default=2.0)
         c.add_argument("--sport", type=int)
+    g = sub.add_parser("get")
+    g.add_argument("url")
+    g = sub.add_parser("post")
+    g.add_argument("url")
+    g.add_argument("body")
     a = p.parse_args()
-    if a.cmd == "serve":
+    if a.cmd in ("get", "post"):
+        print(json.dumps(http(a.url, getattr(a, "body", None))))
+    elif a.cmd == "serve":
         asyncio.run(serve(a.name, a.tcp, a.udp))
     elif a.cmd == "tcp":
         print(json.dumps(tcp(a.host, a.port, a.count, a.timeout)))

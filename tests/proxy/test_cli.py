@@ -1,0 +1,171 @@
+"""``kdns-proxy`` as a process in the node namespace, fed by the fake API server (root), plus
+usage errors (no root needed)."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.fakeapi import objects as o
+from tests.proxy.netns import REPO, FakeApiInNode, Topology, pod_v4, sh
+
+CIP = "10.96.0.10"
+
+
+def cli(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-m", "kdns.proxy.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--endpoint", "http://x", "--kubeconfig", "y"], "not allowed with argument"),
+    (["--cluster-cidr", "10.0.0.0/33"], "10.0.0.0/33"),
+    (["--min-sync-period", "soon"], "invalid duration"),
+    (["--healthz-bind-address", "nowhere"], "HOST:PORT"),
+    (["--ip-families", "ipv5"], "unknown IP family"),
+    (["--once", "--cleanup"], "not allowed with argument"),
+    (["--kubeconfig", "/nonexistent/kubeconfig", "--once"], "file not found"),
+    (["--node-name", "", "--once"], "--node-name must not be empty"),
+])
+def test_usage_errors_are_clear(args: list[str], message: str) -> None:
+    res = cli(*args)
+    assert res.returncode == 2, res
+    assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def web_service(**spec: Any) -> dict[str, Any]:
+    svc = o.service("default", "web", cluster_ip=CIP,
+                    ports=[o.port("http", 80, target_port="http")])
+    svc["spec"].update(spec)
+    return svc
+
+
+def web_slice(*pods: str) -> dict[str, Any]:
+    return o.endpointslice("default", "web-x1", "web",
+                           [o.endpoint(pod_v4(p), node="node-a") for p in pods],
+                           ports=[{"name": "http", "port": 8080, "protocol": "TCP"}])
+
+
+@pytest.fixture
+def api(topo: Topology) -> Iterator[FakeApiInNode]:
+    fake = topo.start_fake_api()
+    yield fake
+    proc = topo.servers.pop()
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def table(topo: Topology) -> Iterator[str]:
+    name = f"kpx-{os.getpid()}-{secrets.token_hex(3)}"
+    yield name
+    for family in ("ip", "ip6"):
+        sh(*topo.exec_prefix(), "nft", "delete", "table", family, name, check=False)
+    sh(*topo.exec_prefix(), "conntrack", "-F", check=False)
+
+
+def common(api: FakeApiInNode, table: str) -> list[str]:
+    return ["--endpoint", api.url, "--node-name", "node-a", "--table", table,
+            "--cluster-cidr", "10.244.0.0/16,fd00:244::/32", "--service-cidr", "10.96.0.0/16",
+            "--sync-timeout", "20s"]
+
+
+def has_table(topo: Topology, table: str) -> bool:
+    listed = sh(*topo.exec_prefix(), "nft", "list", "tables").stdout
+    return f"table ip {table}" in listed
+
+
+@pytest.mark.root
+def test_dry_run_prints_a_valid_ruleset_and_changes_nothing(
+    topo: Topology, api: FakeApiInNode, table: str
+) -> None:
+    api.call("put_many", objs=[web_service(), web_slice("a", "b")])
+    res = cli(*common(api, table), "--dry-run", prefix=topo.exec_prefix())
+    assert res.returncode == 0, res.stderr
+    assert f"add element ip {table} service-ips {{ {CIP} . tcp . 80 : goto service-" in res.stdout
+    assert "dnat to 10.244.1.11:8080" in res.stdout  # named targetPort resolved
+    assert not res.stdout.startswith("[")  # logs go to stderr in this mode
+    check = subprocess.run([*topo.exec_prefix(), "nft", "-c", "-f", "-"], input=res.stdout,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert not has_table(topo, table)
+
+
+@pytest.mark.root
+def test_once_then_cleanup(topo: Topology, api: FakeApiInNode, table: str) -> None:
+    api.call("put_many", objs=[web_service(), web_slice("a", "b")])
+    res = cli(*common(api, table), "--once", prefix=topo.exec_prefix())
+    assert res.returncode == 0, res.stdout + res.stderr
+    answers = topo.probe("c", "tcp", CIP, "80", "--count=30")
+    assert {a.split()[0] for a in answers} == {"a", "b"}, answers
+    res = cli("--cleanup", "--table", table, prefix=topo.exec_prefix())
+    assert res.returncode == 0, res.stderr
+    assert not has_table(topo, table)
+    assert cli("--cleanup", "--table", table, prefix=topo.exec_prefix()).returncode == 0
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.root
+def test_daemon_follows_api_changes(topo: Topology, api: FakeApiInNode, table: str) -> None:
+    api.call("put_many", objs=[web_service(), web_slice("a", "b")])
+    proc = subprocess.Popen(
+        [*topo.exec_prefix(), sys.executable, "-m", "kdns.proxy.cli", *common(api, table),
+         "--min-sync-period", "100ms", "--healthz-bind-address", "127.0.0.1:0",
+         "--metrics-bind-address", "127.0.0.1:0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ports = {}
+        for _ in range(2):
+            line = proc.stdout.readline()
+            m = re.search(r"(healthz|metrics) listening on 127.0.0.1:(\d+)", line)
+            assert m, line
+            ports[m.group(1)] = int(m.group(2))
+        healthz = f"http://127.0.0.1:{ports['healthz']}/healthz"
+        wait_for(lambda: has_table(topo, table), 10, "the first sync")
+        status, body = topo.http("node", healthz)
+        assert status == 200 and '"nodeHealthy": true' in body, body
+        assert {a.split()[0] for a in topo.probe("c", "tcp", CIP, "80", "--count=30")} == {
+            "a", "b"}
+
+        start = time.monotonic()
+        api.call("put", obj=web_slice("b"))
+        wait_for(lambda: topo.probe("c", "tcp", CIP, "80", "--count=10")
+                 == [f"b {pod_v4('c')}"] * 10, 5, "endpoint a to leave")
+        follow = time.monotonic() - start
+        assert follow < 3, f"change took {follow:.2f}s to reach the datapath"
+
+        api.call("delete", kind="EndpointSlice", namespace="default", name="web-x1")
+        wait_for(lambda: topo.probe("c", "tcp", CIP, "80", "--timeout=2")[0].startswith(
+            "ERR ECONNREFUSED"), 5, "no-endpoint reject")
+
+        status, metrics = topo.http("node", f"http://127.0.0.1:{ports['metrics']}/metrics")
+        assert status == 200
+        count = re.search(r"^kubeproxy_sync_proxy_rules_duration_seconds_count (\S+)$",
+                          metrics, re.M)
+        assert count and float(count.group(1)) >= 3, metrics[:2000]
+        rules = re.search(r'^kdns_proxy_rules\{family="ip"\} (\S+)$', metrics, re.M)
+        assert rules and float(rules.group(1)) > 10
+        assert "kubeproxy_sync_full_proxy_rules_duration_seconds_count 1.0" in metrics
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(10)
+    assert rc == 0
+    assert has_table(topo, table)  # rules outlive the process (restarts keep traffic flowing)
