@@ -70,7 +70,11 @@ def boolean(value: Any, where: str) -> bool | None:
 
 
 def strings(value: Any, where: str) -> tuple[str, ...]:
-    return tuple(string(v, f"{where}[{i}]") for i, v in enumerate(array(value, where)))
+    items = array(value, where)
+    for i, v in enumerate(items):
+        if not isinstance(v, str):
+            raise MalformedObject(f"{where}[{i}]: expected a string, got {type(v).__name__}")
+    return tuple(items)
 
 
 def labels(value: Any, where: str) -> Labels:
