@@ -210,98 +210,115 @@ def _to_endpoints(b: _Builder, sp: ServicePort, eps: Sequence[Endpoint]) -> list
     return rules
 
 
-def _render_port(b: _Builder, sp: ServicePort) -> None:
-    fam, proto = b.family, sp.protocol
-    cip = sp.cluster_ip(fam)
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """kube-proxy's per-service-port decisions (proxier.go syncProxyRules), for one family."""
+
+    cip: str
+    external_ips: tuple[str, ...]
+    cat: _Categorized
+    has_internal: bool  # ClusterIP traffic has somewhere to go
+    has_external: bool  # NodePort / external IP traffic has somewhere to go
+    verdict: str  # for traffic with nowhere to go: reject (no endpoints) or drop (policy)
+
+
+def _plan(b: _Builder, sp: ServicePort) -> _Plan | None:
+    cip = sp.cluster_ip(b.family)
     if cip is None:
-        return
-    eps = [e for e in sp.endpoints if e.family == fam]
-    cat = categorize(sp, eps, b.cfg.node_name)
-    cluster_chain, local_chain = names.cluster_chain(sp), names.local_chain(sp)
+        return None
+    cat = categorize(sp, [e for e in sp.endpoints if e.family == b.family], b.cfg.node_name)
+    return _Plan(
+        cip=cip,
+        external_ips=tuple(ip for ip in sp.external_ips if family_of(ip) == b.family),
+        cat=cat,
+        has_internal=cat.has_any and (not sp.internal_local or bool(cat.local)),
+        has_external=cat.has_any and (not sp.external_local or bool(cat.local)),
+        verdict="drop" if cat.has_any else f"goto {REJECT_CHAIN}",
+    )
+
+
+def _add_elements(b: _Builder, sp: ServicePort, p: _Plan) -> None:
+    key = f"{sp.protocol} . {sp.port}"
+    internal_chain = names.local_chain(sp) if sp.internal_local else names.cluster_chain(sp)
     external_chain = names.external_chain(sp)
-    uses_cluster_chain = bool(cat.cluster)
-    uses_local_chain = bool(cat.local)
-    internal_chain = local_chain if sp.internal_local else cluster_chain
-    has_internal = cat.has_any and (not sp.internal_local or bool(cat.local))
-    external_policy = local_chain if sp.external_local else cluster_chain
-    has_external = cat.has_any and (not sp.external_local or bool(cat.local))
-    external_ips = [ip for ip in sp.external_ips if family_of(ip) == fam]
-    uses_external_chain = cat.has_any and sp.externally_accessible
-    internal_verdict = f"goto {REJECT_CHAIN}" if not cat.has_any else "drop"
-    external_verdict = internal_verdict
-    key = f"{proto} . {sp.port}"
-
-    b.element("cluster-ips", cip)
-    if has_internal:
-        b.element("service-ips", f"{cip} . {key}", f"goto {internal_chain}")
+    b.element("cluster-ips", p.cip)
+    if p.has_internal:
+        b.element("service-ips", f"{p.cip} . {key}", f"goto {internal_chain}")
     else:
-        b.element("no-endpoint-services", f"{cip} . {key}", internal_verdict, sp.display)
-    for ip in external_ips:
-        if cat.has_any:
+        b.element("no-endpoint-services", f"{p.cip} . {key}", p.verdict, sp.display)
+    for ip in p.external_ips:
+        if p.cat.has_any:
             b.element("service-ips", f"{ip} . {key}", f"goto {external_chain}")
-        if not has_external:
-            b.element("no-endpoint-services", f"{ip} . {key}", external_verdict, sp.display)
+        if not p.has_external:
+            b.element("no-endpoint-services", f"{ip} . {key}", p.verdict, sp.display)
     if sp.node_port:
-        if cat.has_any:
-            b.element("service-nodeports", f"{proto} . {sp.node_port}", f"goto {external_chain}")
-        if not has_external:
-            b.element("no-endpoint-nodeports", f"{proto} . {sp.node_port}", external_verdict,
-                      sp.display)
+        node_key = f"{sp.protocol} . {sp.node_port}"
+        if p.cat.has_any:
+            b.element("service-nodeports", node_key, f"goto {external_chain}")
+        if not p.has_external:
+            b.element("no-endpoint-nodeports", node_key, p.verdict, sp.display)
 
-    chain_rules: dict[str, list[str]] = {}
-    if uses_cluster_chain:
-        chain_rules[cluster_chain] = []
-    if uses_local_chain:
-        chain_rules[local_chain] = []
-    if has_internal:
-        vip_match = f"{fam} daddr {cip} {proto} dport {sp.port}"
-        if b.cfg.masquerade_all:
-            chain_rules[internal_chain].append(f"{vip_match} jump {MARK_MASQ}")
-        elif b.local_net:
-            chain_rules[internal_chain].append(
-                f"{vip_match} {fam} saddr != {b.local_net} jump {MARK_MASQ}")
-    if uses_external_chain:
-        ext: list[str] = []
-        if not sp.external_local:
-            ext.append(f"jump {MARK_MASQ}")
-        elif uses_cluster_chain:
-            # Pod and node traffic to an eTP=Local service is not subject to the policy: it
-            # behaves as if it went out to a load balancer and came back (kube-proxy).
-            if b.local_net:
-                ext.append(f'{fam} saddr {b.local_net} goto {cluster_chain} '
-                           'comment "short-circuit pod traffic"')
-            ext.append(f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
-            ext.append(f'fib saddr type local goto {cluster_chain} '
-                       'comment "short-circuit local traffic"')
-        if has_external:
-            ext.append(f"goto {external_policy}")
-        b.chain(external_chain, ext)
-    if sp.affinity_timeout is not None:
-        for e in cat.reachable:
-            name = names.affinity_set(sp, e)
-            spec = (f"type {_addr_type(fam)} ; flags dynamic,timeout ; "
-                    f"timeout {sp.affinity_timeout}s ;")
-            b.sets[name] = SetDecl(name, "set", spec, keep_elements=True)
-    if uses_cluster_chain:
-        chain_rules[cluster_chain] += _to_endpoints(b, sp, cat.cluster)
-    if uses_local_chain:
-        chain_rules[local_chain] += _to_endpoints(b, sp, cat.local)
-    for name, rules in chain_rules.items():
-        b.chain(name, rules)
-    for e in cat.reachable:
-        rules = [f"{fam} saddr {e.ip} jump {MARK_MASQ}"]
+
+def _external_rules(b: _Builder, sp: ServicePort, p: _Plan) -> list[str]:
+    fam, cluster_chain = b.family, names.cluster_chain(sp)
+    rules: list[str] = []
+    if not sp.external_local:
+        rules.append(f"jump {MARK_MASQ}")  # endpoints may be on other nodes
+    elif p.cat.cluster:
+        # Pod and node traffic to an eTP=Local service is not subject to the policy: it
+        # behaves as if it went out to a load balancer and came back (kube-proxy).
+        if b.local_net:
+            rules.append(f"{fam} saddr {b.local_net} goto {cluster_chain} "
+                         'comment "short-circuit pod traffic"')
+        rules.append(f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
+        rules.append(f"fib saddr type local goto {cluster_chain} "
+                     'comment "short-circuit local traffic"')
+    if p.has_external:
+        policy = names.local_chain(sp) if sp.external_local else cluster_chain
+        rules.append(f"goto {policy}")
+    return rules
+
+
+def _masquerade_rule(b: _Builder, sp: ServicePort, p: _Plan) -> list[str]:
+    vip_match = f"{b.family} daddr {p.cip} {sp.protocol} dport {sp.port}"
+    if b.cfg.masquerade_all:
+        return [f"{vip_match} jump {MARK_MASQ}"]
+    if b.local_net:  # off-cluster sources reaching a ClusterIP get masqueraded
+        return [f"{vip_match} {b.family} saddr != {b.local_net} jump {MARK_MASQ}"]
+    return []
+
+
+def _add_chains(b: _Builder, sp: ServicePort, p: _Plan) -> None:
+    fam = b.family
+    policy_chains = {names.cluster_chain(sp): p.cat.cluster, names.local_chain(sp): p.cat.local}
+    internal_chain = names.local_chain(sp) if sp.internal_local else names.cluster_chain(sp)
+    for name, eps in policy_chains.items():
+        if eps:
+            masq = _masquerade_rule(b, sp, p) if p.has_internal and name == internal_chain else []
+            b.chain(name, [*masq, *_to_endpoints(b, sp, eps)])
+    if p.cat.has_any and sp.externally_accessible:
+        b.chain(names.external_chain(sp), _external_rules(b, sp, p))
+    for e in p.cat.reachable:
+        rules = [f"{fam} saddr {e.ip} jump {MARK_MASQ}"]  # hairpin: a pod reaching itself
         if sp.affinity_timeout is not None:
-            rules.append(f"update @{names.affinity_set(sp, e)} {{ {fam} saddr }}")
-        rules.append(f"meta l4proto {proto} dnat to {_dnat_target(e)}")
+            affinity = names.affinity_set(sp, e)
+            b.sets[affinity] = SetDecl(affinity, "set", (
+                f"type {_addr_type(fam)} ; flags dynamic,timeout ; "
+                f"timeout {sp.affinity_timeout}s ;"), keep_elements=True)
+            rules.append(f"update @{affinity} {{ {fam} saddr }}")
+        rules.append(f"meta l4proto {sp.protocol} dnat to {_dnat_target(e)}")
         b.chain(names.endpoint_chain(sp, e), rules)
 
-    if proto == "udp":
-        vips = [cip, *external_ips] if cat.has_any else []
-        b.udp_vips.update((v, sp.port) for v in vips)
-        for e in cat.reachable:
-            b.udp_flows.update(UdpFlow(v, sp.port, e.ip) for v in vips)
-            if sp.node_port:
-                b.udp_flows.add(UdpFlow(None, sp.node_port, e.ip))
+
+def _track_udp(b: _Builder, sp: ServicePort, p: _Plan) -> None:
+    if sp.protocol != "udp" or not p.cat.has_any:
+        return
+    vips = [p.cip, *p.external_ips]
+    b.udp_vips.update((v, sp.port) for v in vips)
+    for e in p.cat.reachable:
+        b.udp_flows.update(UdpFlow(v, sp.port, e.ip) for v in vips)
+        if sp.node_port:
+            b.udp_flows.add(UdpFlow(None, sp.node_port, e.ip))
 
 
 def render(ports: Iterable[ServicePort], cfg: RenderConfig, family: Family) -> Ruleset:
@@ -314,7 +331,11 @@ def render(ports: Iterable[ServicePort], cfg: RenderConfig, family: Family) -> R
         b.sets[s.name] = s
         b.elements[s.name] = {}
     for sp in ports:
-        _render_port(b, sp)
+        plan = _plan(b, sp)
+        if plan is not None:
+            _add_elements(b, sp, plan)
+            _add_chains(b, sp, plan)
+            _track_udp(b, sp, plan)
     return Ruleset(
         family=family,
         table=cfg.table,
