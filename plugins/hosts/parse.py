@@ -57,7 +57,7 @@ def parse(c: Controller) -> HostsConfig:
             origins = normalize_zones(d, args[1:])
     ttl, reverse, reload = DEFAULT_TTL, True, DEFAULT_RELOAD
     fall: tuple[str, ...] | None = None
-    fall_unsupported = False
+    fall_unsupported: CorefileError | None = None  # the error to raise if fallthrough is missing
     inline: list[HostLine] = []
     for key in d.block():
         match key:
@@ -73,15 +73,15 @@ def parse(c: Controller) -> HostsConfig:
                 fall = normalize_zones(d, zones) if zones else (".",)
             case "fallthrough_unsupported":
                 d.args(max=0)
-                fall_unsupported = True
+                fall_unsupported = d.err("fallthrough_unsupported requires fallthrough")
             case _:
                 if fall is not None or parse_address(key) is None:
                     raise d.unknown_property()
                 inline.append(_inline_entry(d, key))
-    if fall_unsupported and not fall:
-        raise d.err("fallthrough_unsupported requires fallthrough")
-    return HostsConfig(path, origins, ttl, reverse, reload, fall or (), fall_unsupported,
-                       tuple(inline))
+    if fall_unsupported is not None and not fall:
+        raise fall_unsupported
+    return HostsConfig(path, origins, ttl, reverse, reload, fall or (),
+                       fall_unsupported is not None, tuple(inline))
 
 
 def resolve_path(path: str, corefile_path: str | None) -> str:
