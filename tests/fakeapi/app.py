@@ -250,7 +250,8 @@ class FakeApi:
         return self._poke_all("drop")
 
     def end_watches(self) -> int:
-        """End every open watch cleanly (as the server does at timeoutSeconds)."""
+        """End every open watch cleanly (as the server does at timeoutSeconds), after the
+        events already queued for it."""
         return self._poke_all("end")
 
     def expire_watches(self) -> int:
@@ -436,8 +437,8 @@ class FakeApi:
             if w.action == "gone":
                 await resp.write(_line("ERROR", status_body(410, "watch expired", "Expired")))
                 break
-            if w.action == "end":
-                break
+            if w.action == "end" and w.queue.empty():
+                break  # a clean end sends what was already queued first
             if w.stalled:
                 await w.wake.wait()
                 w.wake.clear()
