@@ -149,7 +149,8 @@ def parse_result(raw: object) -> Result:
         )
         for o in _objects(raw, "interfaces")
     )
-    dns_raw = raw.get("dns") or {}
+    dns_raw = raw.get("dns")
+    dns_raw = {} if dns_raw is None else dns_raw
     if not isinstance(dns_raw, dict):
         raise _bad("dns", dns_raw)
     return Result(

@@ -228,6 +228,14 @@ def test_add_into_a_missing_namespace_fails_without_creating_it(world: World) ->
     assert world.ipam_files() == []
 
 
+def test_missing_ipam_plugin_fails_cleanly(world: World) -> None:
+    pod = world.ns.add("p1")
+    res = world.call("ADD", pod, conf={**world.conf, "ipam": {"type": "kcni-no-such-ipam"}})
+    assert res.rc == 1 and res.out["code"] == 104 and "kcni-no-such-ipam" in res.out["msg"]
+    assert "eth0" not in sh("ip", "-n", pod, "link").stdout
+    assert host_veth_name("ctr1", "eth0") not in sh("ip", "-n", world.node, "link").stdout
+
+
 def test_ten_concurrent_adds_get_ten_distinct_addresses(world: World) -> None:
     pods = [world.ns.add(f"c{i}") for i in range(10)]
     with ThreadPoolExecutor(max_workers=10) as pool:
