@@ -178,11 +178,24 @@ def test_second_add_of_the_same_attachment_fails_but_a_new_ifname_works(world: W
     assert "already exists" in again.out["msg"]
     # a second interface in the same pod (no routes, another subnet: another network)
     other = bridge_conf(f"{world.conf['name']}2", str(world.tmp / "ipam"),
-                        str(world.tmp / "state"), subnet="10.251.0.0/24", bridge="kcni2br")
+                        str(world.tmp / "state"), subnet="10.251.0.0/24", bridge="kcni2br",
+                        promiscMode=True, isDefaultGateway=False)
     other["ipam"]["routes"] = []
     second = world.add(pod, "c1", ifname="net1", conf=other)
     assert second["interfaces"][2]["name"] == "net1"
     assert ping(pod, "10.251.0.1")
+    assert "promiscuity 1" in sh("ip", "-n", world.node, "-d", "link", "show", "kcni2br").stdout
+
+
+def test_is_default_gateway_adds_the_default_route(world: World) -> None:
+    conf = {**world.conf, "isDefaultGateway": True, "isGateway": False}
+    conf["ipam"] = {**conf["ipam"], "routes": []}
+    pod = world.ns.add("p1")
+    out = world.add(pod, "c1", conf=conf)
+    assert {r["dst"]: r["gw"] for r in out["routes"]} == {"0.0.0.0/0": "10.250.0.1",
+                                                          "::/0": "fd00:250::1"}
+    assert ping(pod, "10.250.0.1")  # isDefaultGateway implies isGateway
+    assert world.call("CHECK", pod, cid="c1", conf={**conf, "prevResult": out}).rc == 0
 
 
 def test_del_removes_everything_and_is_idempotent(world: World) -> None:
