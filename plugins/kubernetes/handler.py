@@ -1,0 +1,184 @@
+"""kubernetes handler: answers cluster names from the Store, keeps the Store in step with the
+API server (or with manifest files), reports readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rrset
+
+from kdns.errors import KdnsError
+from kdns.k8s.errors import K8sError
+from kdns.log import plugin_log
+from kdns.plugin import Handler, Plugin, Request
+
+from . import manifests
+from .local import local_ips
+from .lookup import Outcome, Resolver, Result
+from .metrics import programming_latency_observer
+from .parse import KubernetesConfig
+from .records import namespace_from_raw, pod_from_raw, slice_from_raw, svc_from_raw
+from .store import Store
+
+log = plugin_log("kubernetes")
+
+# The API server filters pods in these phases out; CoreDNS asks for the same.
+POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
+# Small pages of slices keep each synchronous reduce step short while queries are served.
+SLICE_PAGE_SIZE = 50
+WAIT_LOG_INTERVAL = 0.5
+
+
+class Kubernetes(Plugin):
+    name = "kubernetes"
+
+    def __init__(self, next: Handler, cfg: KubernetesConfig) -> None:
+        super().__init__(next)
+        self.cfg = cfg
+        self.store = Store(need_slices=not cfg.noendpoints, need_pods=cfg.pods == "verified")
+        self.resolver = Resolver(cfg, self.store)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: Any = None
+
+    # -- queries ----------------------------------------------------------------------------
+    async def serve(self, req: Request) -> dns.message.Message:
+        res = self.resolver.resolve(req.name, req.qtype)
+        if res.outcome is Outcome.NEXT:
+            return await self.next.serve(req)
+        if res.outcome is Outcome.REFUSED:
+            return req.reply(dns.rcode.REFUSED)
+        r = req.reply(res.rcode, aa=True, by=self.name)
+        r.answer = list(res.answer)
+        r.authority = list(res.authority)
+        r.additional = list(res.additional)
+        if res.chase is not None:
+            answers, truncated = await self._chase(req, res.chase)
+            r.answer += answers
+            if truncated:
+                r.flags |= dns.flags.TC
+        return r
+
+    async def _chase(self, req: Request, target: dns.name.Name
+                     ) -> tuple[list[dns.rrset.RRset], bool]:
+        """Resolve an out-of-zone ExternalName target through the rest of the server."""
+        if self.resolver.match_zone(target.to_text().lower()) is not None:
+            # Another zone of this plugin: the server would route it back here.
+            res: Result = self.resolver.resolve(target, req.qtype)
+            return (list(res.answer) if res.outcome is Outcome.REPLY else []), False
+        q = dns.message.make_query(target, req.qtype)
+        q.flags = req.msg.flags
+        if req.edns:
+            q.use_edns(0, dns.flags.DO if req.do else 0, req.udp_size)
+        sub = Request(q, req.client, req.proto, local=req.local, server=req.server,
+                      size=req.size, udp_size=req.udp_size)
+        sub.zone = req.zone
+        try:
+            resp = await self.next.serve(sub)
+        except KdnsError:
+            return [], False
+        return list(resp.answer), bool(resp.flags & dns.flags.TC)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return self.store.synced
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        self.resolver.local_ips = tuple(local_ips())
+        self.store.slice_observers.append(programming_latency_observer())
+        if cfg.extra_endpoints:
+            log.warning("Multiple endpoints have been deprecated, only the first specified "
+                        "endpoint '%s' is used", cfg.endpoint)
+        if cfg.manifests:
+            self._load_manifests()
+            return
+        await self._start_reflectors()
+        await self._wait_synced()
+
+    def _load_manifests(self) -> None:
+        cfg = self.cfg
+        objs = manifests.load(cfg.manifests, cfg.labels, cfg.namespace_labels)
+        store = self.store
+        store.replace_namespaces(objs.namespaces)
+        store.replace_services(objs.services)
+        store.replace_slices({} if cfg.noendpoints else objs.slices)
+        store.replace_pods(objs.pods)
+        log.info("loaded %d services, %d endpointslices, %d namespaces, %d pods from manifests",
+                 len(objs.services), len(objs.slices), len(objs.namespaces), len(objs.pods))
+
+    async def _start_reflectors(self) -> None:
+        from kdns.k8s import config as k8s_config
+        from kdns.k8s.client import ApiClient
+        from kdns.k8s.reflector import Reflector
+        from kdns.k8s.resources import ENDPOINTSLICES, NAMESPACES, PODS, SERVICES
+
+        cfg = self.cfg
+        try:
+            api = await k8s_config.load(endpoint=cfg.endpoint, kubeconfig=cfg.kubeconfig,
+                                        context=cfg.kubecontext, tls=cfg.tls)
+            client = ApiClient(api, qps=cfg.apiserver_qps, burst=cfg.apiserver_burst,
+                               max_inflight=cfg.apiserver_max_inflight)
+        except K8sError as e:
+            raise KdnsError(f"plugin/kubernetes: {e}") from None
+        self._client = client
+        labels = cfg.labels.text if cfg.labels else None
+        ns_labels = cfg.namespace_labels.text if cfg.namespace_labels else None
+        store = self.store
+        reflectors: list[Reflector[Any]] = [
+            Reflector(client, SERVICES, svc_from_raw, store.service_sink,
+                      label_selector=labels, log=log),
+            Reflector(client, NAMESPACES, namespace_from_raw, store.namespace_sink,
+                      label_selector=ns_labels, log=log),
+        ]
+        if not cfg.noendpoints:
+            reflectors.append(Reflector(client, ENDPOINTSLICES, slice_from_raw,
+                                        store.slice_sink, label_selector=labels,
+                                        page_size=SLICE_PAGE_SIZE, log=log))
+        if cfg.pods == "verified":
+            reflectors.append(Reflector(client, PODS, pod_from_raw, store.pod_sink,
+                                        label_selector=labels,
+                                        field_selector=POD_FIELD_SELECTOR, log=log))
+        for r in reflectors:
+            task = asyncio.create_task(r.run(), name=f"kubernetes-{r.resource_name}")
+            task.add_done_callback(_report_crash)
+            self._tasks.append(task)
+
+    async def _wait_synced(self) -> None:
+        """CoreDNS's start-up gate: wait up to startup_timeout for the first sync."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.startup_timeout
+        next_log = loop.time() + WAIT_LOG_INTERVAL
+        while not self.store.synced:
+            now = loop.time()
+            if now >= deadline:
+                log.warning("starting server with unsynced Kubernetes API")
+                return
+            if now >= next_log:
+                log.info("waiting for Kubernetes API before starting server")
+                next_log = now + WAIT_LOG_INTERVAL
+            await asyncio.sleep(min(0.05, max(0.0, deadline - now)))
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("%s stopped: %r", task.get_name(), exc)
