@@ -15,6 +15,7 @@ from deploy_support import (
     load_docs,
     manifest_files,
     only,
+    unimplemented_plugins,
 )
 from packaging.version import Version
 
@@ -266,3 +267,17 @@ def test_configmap_corefile_is_kubeadms_and_parses(base_objs: list[Obj], tmp_pat
     addresses = [(a.scheme, a.zone, a.port) for k in block.keys for a in parse_key(k, 53)]
     assert addresses == [("dns", ".", 53)]
     assert [d.name for d in block.directives] == STOCK_DIRECTIVES
+
+
+def test_configmap_corefile_sets_up_in_kdns(base_objs: list[Obj]) -> None:
+    """Every directive's own parser accepts kubeadm's Corefile, so the pods start with it."""
+    from kdns.chain import build
+    from kdns.corefile import parse_text
+    from kdns.server.run import Server
+
+    corefile = only(base_objs, "ConfigMap")["data"]["Corefile"]
+    missing = unimplemented_plugins(STOCK_DIRECTIVES)
+    if missing:
+        pytest.skip(f"the stock Corefile needs plugins kdns does not have yet: {missing}")
+    listeners = build(parse_text(corefile, "Corefile"), 53, Server(corefile, None))
+    assert [(lst.scheme, lst.port, sorted(lst.zones)) for lst in listeners] == [("dns", 53, ["."])]
