@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -369,3 +370,23 @@ def test_memory_fits_the_deployment_limit(ready: Cluster) -> None:
     rss_kib = int(proc_status(ready.kdns.proc.pid)["VmRSS"].split()[0])
     print(f"kdns RSS with the stock Corefile: {rss_kib / 1024:.1f} MiB (limit {limit})")
     assert rss_kib < int(limit[:-2]) * 1024
+
+
+def test_sigterm_drains_like_a_rolling_update(ready: Cluster) -> None:
+    """Last on purpose (it stops kdns): the kubelet's SIGTERM must take the pod out of the
+    Service at once (/ready fails) while DNS keeps answering through `health { lameduck 5s }`,
+    then exit 0 well inside terminationGracePeriodSeconds (default 30 s)."""
+    pod = only(render(BASE), "Deployment")["spec"]["template"]["spec"]
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    proc = ready.kdns.proc
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    status, _ = ready.http_get("http://127.0.0.1:8181/ready")
+    assert status != 200, "still ready after SIGTERM: the Service would keep sending traffic"
+    out = ready.dig("web.default.svc.cluster.local.")
+    assert answers(out, "web.default.svc.cluster.local.", "A") == [WEB_IP], "no lameduck"
+    code = proc.wait(timeout=grace)
+    took = time.monotonic() - start
+    assert code == 0, ready.kdns.output()
+    assert 4.5 <= took < grace, f"exited after {took:.1f}s; lameduck is 5s, grace {grace}s"
