@@ -29,4 +29,5 @@ class Any(Plugin):
         rrset.update_ttl(TTL)
         rrset.add(_HINFO)
         r.answer = [rrset]
+        req.reusable()  # the same answer for the same question, always
         return r

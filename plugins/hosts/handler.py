@@ -1,8 +1,10 @@
 """hosts handler: A/AAAA/PTR from an immutable HostsTable; background re-reads of the file.
 
 Answering is a dict lookup into ``self.table`` (a HostsTable); the background task builds a new
-table off the event loop and swaps it in with one assignment. The fast path may read
-``table``, ``origins`` and ``fall`` directly; ``table.generation`` tells it when to drop memos.
+table off the event loop and swaps it in with one assignment. Every answer is declared reusable
+by the wire fast path (kdns/wire/fastpath.py) under ``self.version``, which is bumped on each
+swap, so memoized replies never outlive the data they came from. A precomputing fast path may
+also read ``table``, ``origins`` and ``fall`` directly (``table.generation`` changes per swap).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import dns.rrset
 
 from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request, in_zones
+from kdns.wire.fastpath import Version
 
 from .metrics import HOSTS_ENTRIES, HOSTS_RELOAD_TIMESTAMP
 from .parse import HostsConfig
@@ -53,6 +56,7 @@ class Hosts(Plugin):
         self._file: FileState | None = None
         self._warned: str = ""  # the last file problem logged, so it is logged once
         self._task: asyncio.Task[None] | None = None
+        self.version = Version()
         # Inline entries are served from the first query on; the file joins in start().
         self.table: HostsTable = self._build(())
 
@@ -63,16 +67,18 @@ class Hosts(Plugin):
             # PTR names need not be in the plugin's zones; a missing PTR always passes on.
             ptr = table.ptrs.get(qname)
             if ptr is None:
-                return await self.next.serve(req)
+                return await self._pass_on(req)
             r = req.reply(aa=True, by=self.name)
             r.answer = [ptr]
+            req.reusable(self.version)
             return r
         if in_zones(qname, self.origins) is None:
-            return await self.next.serve(req)
+            return await self.next.serve(req)  # never ours, whatever the data: no dependency
         rec = table.lookup(qname)
         if rec is None:
             if self.fall and in_zones(qname, self.fall) is not None:
-                return await self.next.serve(req)
+                return await self._pass_on(req)
+            req.reusable(self.version)
             return req.reply(dns.rcode.NXDOMAIN, aa=True, by=self.name)
         if qtype == _A:
             rrset = rec.a
@@ -81,13 +87,23 @@ class Hosts(Plugin):
         else:
             rrset = None
             if self.cfg.fall_unsupported and in_zones(qname, self.fall) is not None:
-                return await self.next.serve(req)
+                return await self._pass_on(req)
         r = req.reply(aa=True, by=self.name)  # NODATA when rrset is None
         if rrset is not None:
             if rec.wildcard:
                 rrset = dns.rrset.from_rdata_list(req.name, rrset.ttl, list(rrset))
             r.answer = [rrset]
+        req.reusable(self.version)
         return r
+
+    async def _pass_on(self, req: Request) -> dns.message.Message:
+        """Pass on a name our data does not answer; a replay of the next plugin's answer must
+        also end when our data changes (the name may be added to the hosts file)."""
+        seen = self.version.n
+        resp = await self.next.serve(req)
+        if req.memo_deps is not None:  # only when the rest of the chain opted in to reuse
+            req.memo_deps.append((self.version, seen))
+        return resp
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -159,6 +175,7 @@ class Hosts(Plugin):
 
     def _swap(self, table: HostsTable, mtime: float | None) -> None:
         self.table = table  # one assignment: queries see the old table or the new one
+        self.version.bump()
         HOSTS_ENTRIES.labels(self.cfg.path).set(table.entries)
         if mtime is not None:
             HOSTS_RELOAD_TIMESTAMP.labels(self.cfg.path).set(mtime)

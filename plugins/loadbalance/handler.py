@@ -44,6 +44,10 @@ class LoadBalance(Plugin):
             out = round_robin(resp, self.rng)
         if self.cfg.prefer:
             out = prefer(out, self.cfg.prefer)
+        if self.cfg.policy == WEIGHTED or self.cfg.prefer:
+            req.not_reusable()  # a replayed rotation would break weights and preferences
+        else:
+            req.rotating()  # the fast path replays stored answers rotated, one turn per query
         return out
 
     # --- weighted policy: the weight file is (re)read in the background ----------------

@@ -165,3 +165,40 @@ async def test_metrics(tmp_path: Path) -> None:
     assert REGISTRY.get_sample_value("coredns_hosts_entries", labels) == 6
     assert REGISTRY.get_sample_value("coredns_hosts_reload_timestamp_seconds",
                                      labels) == 1_700_000_000
+
+
+async def test_answers_are_reusable_until_the_table_changes(tmp_path: Path) -> None:
+    f = tmp_path / "hosts"
+    f.write_text("10.0.0.1 a.example.org\n")
+    h, _ = _hosts(f, reload=0.0, fall=("sub.example.org.",))
+    await h.start()
+    for name, qtype in [("a.example.org", "A"), ("a.example.org", "TXT"),
+                        ("nope.example.org", "A"), ("1.0.0.10.in-addr.arpa", "PTR")]:
+        req = _req(name, qtype)
+        await h.serve(req)
+        assert req.memo_deps == [(h.version, h.version.n)], name
+    n = h.version.n
+    f.write_text("10.0.0.2 a.example.org\n")
+    await h.load()
+    assert h.version.n == n + 1
+
+
+async def test_pass_on_adds_a_dependency_only_when_the_next_answer_is_reusable(
+        tmp_path: Path) -> None:
+    h, nxt = _hosts(tmp_path / "missing", "10.0.0.1 a.example.org",
+                    fall=("sub.example.org.",))
+    req = _req("x.sub.example.org")
+    await h.serve(req)
+    assert req.memo_deps is None  # the next plugin did not opt in: nothing to replay
+
+    async def reusable_next(r: Request) -> dns.message.Message:
+        r.reusable()
+        return r.reply()
+
+    nxt.serve = reusable_next  # type: ignore[method-assign]
+    req = _req("x.sub.example.org")
+    await h.serve(req)
+    assert req.memo_deps == [(h.version, h.version.n)]
+    req = _req("out.example.net")  # outside the zones: our data can never matter
+    await h.serve(req)
+    assert req.memo_deps == []
