@@ -186,3 +186,12 @@ def test_dockerignore_keeps_exactly_what_the_build_copies() -> None:
         assert not ignored(src.rstrip("/"), patterns), f"{src} is excluded from the context"
     for kept_out in (".git", "tests", "loadtest", "deploy", "kdns/__pycache__/x.pyc"):
         assert ignored(kept_out, patterns), kept_out
+
+
+def test_default_build_installs_no_optional_extras() -> None:
+    # kubernetes-asyncio (the kubeconfig extra) would cost ~40 MiB of the 70Mi request.
+    builder = stages()[0]
+    assert builder.ops("ARG") == ['KDNS_EXTRAS=""']
+    run = " ".join(builder.ops("RUN"))
+    assert 'pip wheel --wheel-dir /wheels ".${KDNS_EXTRAS}"' in run
+    assert '--no-index --find-links /wheels "kdns${KDNS_EXTRAS}"' in run
