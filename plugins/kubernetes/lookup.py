@@ -180,7 +180,7 @@ class Resolver:
         if qtype == dns.rdatatype.PTR:
             return self._ptr(qname, lower, q), []
         if qtype == dns.rdatatype.SOA:
-            return ([(q.zone_name, 0, self._soa_rdata(q))] if apex else []), []
+            return ([(q.zone_name, min(self.cfg.ttl, 300), self._soa_rdata(q))] if apex else []), []
         if qtype == dns.rdatatype.NS and apex:
             return self._ns(qname, q)
         # MX and everything else: an A lookup only decides NODATA vs NXDOMAIN.
