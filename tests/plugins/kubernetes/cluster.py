@@ -271,8 +271,8 @@ CASES: list[Case] = [
     _c("SVC1.TestNS.svc.Cluster.LOCAL.", "A", answer=("SVC1.TestNS.svc.Cluster.LOCAL. 5 A 10.0.0.1",)),
     _c("svc0.TestNS.svc.Cluster.LOCAL.", "A", "NXDOMAIN", ns=(
         "Cluster.LOCAL. 5 SOA ns.dns.Cluster.LOCAL. hostmaster.Cluster.LOCAL. SERIAL 7200 1800 86400 5",)),
-    _c("_HTTP._TCP.svc1.testns.SVC.cLuStEr.LoCaL.", "SRV",
-       answer=("_HTTP._TCP.svc1.testns.SVC.cLuStEr.LoCaL. 5 SRV 0 100 80 svc1.testns.svc.cLuStEr.LoCaL.",),
+    _c("_HTTP._TCP.svc1.testns.svc.cLuStEr.LoCaL.", "SRV",
+       answer=("_HTTP._TCP.svc1.testns.svc.cLuStEr.LoCaL. 5 SRV 0 100 80 svc1.testns.svc.cLuStEr.LoCaL.",),
        extra=("svc1.testns.svc.cLuStEr.LoCaL. 5 A 10.0.0.1",)),
     _c("DUP-NAME.hdls1.testns.svc.cluster.local.", "A",
        answer=("DUP-NAME.hdls1.testns.svc.cluster.local. 5 A 172.0.0.4",
