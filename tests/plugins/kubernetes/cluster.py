@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a data table: one record per line reads better than wrapped strings)
 """The test cluster (modelled on CoreDNS's handler_test.go fixture, plus the newer cases) and
 the table of expected answers, shared by the pure engine tests and the real-process tests."""
 
