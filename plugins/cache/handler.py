@@ -1,0 +1,269 @@
+"""cache handler: lookups, storing, TTL countdown, prefetch and serve-stale (CoreDNS handler.go).
+
+Rules:
+1. The denial cache is checked before the success cache, except that a cached SERVFAIL yields to
+   a usable success entry (fresh or stale-servable), so a failing upstream never hides a stale
+   positive answer (reliability.md §5).
+2. Only whole responses to exactly the asked question are stored; anything else is a drop.
+3. Every RR of a reply carries the entry's remaining TTL (origTTL - floor(elapsed)); stale
+   answers carry TTL 0, as CoreDNS (not RFC 8767's 30 s).
+4. At most one background refresh runs per entry; after a failed stale refresh the next one
+   waits STALE_RECHECK seconds (RFC 8767 §4 failure recheck).
+5. ``lookup_wire`` answers a plain query from bytes alone (for the server's fast path); it
+   returns None whenever the slow path has work to do (miss, stale, prefetch due, too big).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.name
+
+from kdns.errors import KdnsError
+from kdns.plugin import Handler, Plugin, Request, in_zones
+
+from .classify import NEGATIVE, MsgType, clamp, is_truncated, minimal_ttl, typify
+from .metrics import bind
+from .parse import CacheConfig
+from .store import Entry, Store, make_entry, make_key, name_in_zones, parse_simple_query
+
+STALE_RECHECK = 30.0
+VERIFY_TIMEOUT = 1.8  # RFC 8767 client response timer
+
+
+class Cache(Plugin):
+    name = "cache"
+
+    def __init__(self, next: Handler, cfg: CacheConfig, server: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(next)
+        self.cfg = cfg
+        self.clock = clock
+        self.pcache = Store(cfg.success_capacity)
+        self.ncache = Store(cfg.denial_capacity)
+        self.zone_wires = tuple(_wire(z) for z in cfg.zones)
+        self.metrics = bind(server, ",".join(cfg.zones))
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- the slow path ------------------------------------------------------------------
+    async def serve(self, req: Request) -> dns.message.Message:
+        if in_zones(req.qname, self.cfg.zones) is None:
+            return await self.next.serve(req)
+        now = self.clock()
+        name_wire = _wire_of(req.name)
+        key = make_key(name_wire, req.qtype, req.qclass, req.do, req.cd)
+        self.metrics.requests.inc()
+        entry = self._pick(key, now)
+        if entry is None:
+            self.metrics.misses.inc()
+            msg = await self.next.serve(req)
+            return self._after_fetch(req, key, name_wire, msg)
+        self.metrics.hits[entry.kind].inc()
+        ttl = entry.ttl(now)
+        if ttl <= 0:
+            if self.cfg.stale_verify:
+                fresh = await self._verify(req, key, name_wire, entry)
+                if fresh is not None:
+                    return fresh
+            else:
+                self._refresh(req, key, entry, prefetch=False)
+            self.metrics.served_stale.inc()
+            ttl = 0
+        else:
+            if self._should_prefetch(entry, now):
+                self._refresh(req, key, entry, prefetch=True)
+            if self.cfg.keepttl:
+                ttl = entry.orig_ttl
+        req.answered_by = self.name
+        return self._reply(req, entry, ttl, name_wire)
+
+    def _pick(self, key: bytes, now: float) -> Entry | None:
+        neg = self.ncache.get(key)
+        pos = self.pcache.get(key)
+        pos_ok = pos is not None and self._usable(pos, now)
+        if neg is not None and self._usable(neg, now) and not (neg.servfail and pos_ok):
+            return neg
+        return pos if pos_ok else None
+
+    def _usable(self, e: Entry, now: float) -> bool:
+        ttl = e.ttl(now)
+        return ttl > 0 or (self.cfg.stale_up_to > 0 and -ttl < self.cfg.stale_up_to)
+
+    def _reply(self, req: Request, entry: Entry, ttl: int, name_wire: bytes,
+               aa: bool = True) -> dns.message.Message:
+        question = name_wire + struct.pack("!HH", req.qtype, req.qclass)
+        wire = entry.render(req.msg.id, req.msg.flags, question, ttl, edns=req.edns, do=req.do,
+                            aa=aa)
+        return dns.message.from_wire(wire)
+
+    def _after_fetch(self, req: Request, key: bytes, name_wire: bytes,
+                     msg: dns.message.Message) -> dns.message.Message:
+        entry = self._store(req, key, msg, self.clock())
+        if entry is None:
+            return msg
+        # CoreDNS applies the capped TTL to the reply it stores, too (no 1799 -> 8 jumps).
+        return self._reply(req, entry, entry.orig_ttl, name_wire,
+                           aa=bool(msg.flags & dns.flags.AA))
+
+    def _store(self, req: Request, key: bytes, msg: dns.message.Message,
+               now: float) -> Entry | None:
+        mt = typify(msg)
+        if is_truncated(msg) or mt in (MsgType.OTHER_ERROR, MsgType.META):
+            return None
+        if not _same_question(req, msg):
+            self.metrics.drops.inc()
+            return None
+        cfg = self.cfg
+        if mt in NEGATIVE:
+            kind, duration = "denial", clamp(minimal_ttl(msg, mt), cfg.denial_min_ttl,
+                                             cfg.denial_ttl)
+        elif mt is MsgType.SERVER_ERROR:
+            kind, duration = "denial", int(cfg.servfail_ttl)
+        else:
+            kind, duration = "success", clamp(minimal_ttl(msg, mt), cfg.success_min_ttl,
+                                              cfg.success_ttl)
+        if duration <= 0:
+            return None
+        disabled = cfg.disable_success if kind == "success" else cfg.disable_denial
+        if disabled and in_zones(req.qname, disabled) is not None:
+            return None
+        entry = make_entry(msg, duration, now, kind)
+        store, other = (self.pcache, self.ncache) if kind == "success" else (self.ncache,
+                                                                             self.pcache)
+        if store.put(key, entry):
+            self.metrics.evictions[kind].inc()
+        if not entry.servfail:  # a SERVFAIL never replaces a positive answer
+            other.remove(key)
+        self.metrics.entries["success"].set(len(self.pcache))
+        self.metrics.entries["denial"].set(len(self.ncache))
+        return entry
+
+    # --- prefetch and stale refresh -----------------------------------------------------
+    def _should_prefetch(self, e: Entry, now: float) -> bool:
+        if self.cfg.prefetch <= 0:
+            return False
+        if now - e.last_hit > self.cfg.prefetch_duration:
+            e.hits = 0
+        e.hits += 1
+        e.last_hit = now
+        threshold = math.ceil(self.cfg.prefetch_percentage / 100 * e.orig_ttl)
+        return e.hits >= self.cfg.prefetch and e.ttl(now) <= threshold
+
+    def _refresh(self, req: Request, key: bytes, entry: Entry, *, prefetch: bool,
+                 force: bool = False) -> asyncio.Task[Entry | None] | None:
+        if entry.refreshing:
+            return None
+        if not (prefetch or force) and self.clock() - entry.last_refresh_fail < STALE_RECHECK:
+            return None
+        entry.refreshing = True
+        task = asyncio.get_running_loop().create_task(
+            self._do_refresh(_clone(req), key, entry, prefetch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _do_refresh(self, req: Request, key: bytes, old: Entry,
+                          prefetch: bool) -> Entry | None:
+        try:
+            msg = await self.next.serve(req)
+        except (KdnsError, OSError):
+            old.last_refresh_fail = self.clock()
+            return None
+        finally:
+            old.refreshing = False
+        new = self._store(req, key, msg, self.clock())
+        if prefetch:
+            self.metrics.prefetches.inc()
+            if new is not None:
+                new.hits, new.last_hit = old.hits, old.last_hit
+        if new is None or new.servfail:
+            old.last_refresh_fail = self.clock()
+        return new
+
+    async def _verify(self, req: Request, key: bytes, name_wire: bytes,
+                      entry: Entry) -> dns.message.Message | None:
+        """serve_stale verify: a fresh answer if the refresh succeeds in time, else None."""
+        task = self._refresh(req, key, entry, prefetch=False, force=True)
+        if task is None:
+            return None
+        try:
+            async with asyncio.timeout(VERIFY_TIMEOUT):
+                new = await asyncio.shield(task)
+        except TimeoutError:
+            return None
+        if new is None or new.servfail:
+            return None
+        return self._reply(req, new, new.ttl(self.clock()), name_wire)
+
+    # --- the fast path ------------------------------------------------------------------
+    def lookup_wire(self, query: bytes, now: float | None = None,
+                    proto: str = "udp") -> bytes | None:
+        """The complete reply bytes for a plain query answered from cache, or None.
+
+        None means: take the slow path (not plain, out of zone, miss, stale, prefetch due, or
+        too big for the client). A returned hit is counted in requests_total and hits_total.
+        """
+        q = parse_simple_query(query)
+        if q is None or not name_in_zones(q.name_wire.lower(), self.zone_wires):
+            return None
+        if now is None:
+            now = self.clock()
+        entry = self._pick(q.key, now)
+        if entry is None:
+            return None
+        ttl = entry.ttl(now)
+        if ttl <= 0:
+            return None
+        if self.cfg.prefetch > 0 and ttl <= math.ceil(
+                self.cfg.prefetch_percentage / 100 * entry.orig_ttl):
+            return None
+        if self.cfg.keepttl:
+            ttl = entry.orig_ttl
+        out = entry.render(q.qid, q.flags, q.question, ttl, edns=q.edns, do=q.do)
+        if len(out) > (65535 if proto == "tcp" else q.max_size):
+            return None
+        self.metrics.requests.inc()
+        self.metrics.hits[entry.kind].inc()
+        return out
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await t
+
+
+def _wire(zone: str) -> bytes:
+    return _wire_of(dns.name.from_text(zone)).lower()
+
+
+def _wire_of(name: dns.name.Name) -> bytes:
+    wire = name.to_wire()
+    assert wire is not None
+    return wire
+
+
+def _same_question(req: Request, msg: dns.message.Message) -> bool:
+    if len(msg.question) != 1:
+        return False
+    q = msg.question[0]
+    return bool(q.name == req.name and q.rdtype == req.qtype and q.rdclass == req.qclass)
+
+
+def _clone(req: Request) -> Request:
+    """A copy of the request for background work (the client's one is finished by then)."""
+    r = Request(req.msg, req.client, req.proto, local=req.local, server=req.server,
+                size=req.size, udp_size=req.udp_size)
+    r.zone = req.zone
+    return r
+

@@ -1,0 +1,238 @@
+"""Cache entries as wire bytes, and the bounded sharded store (CoreDNS plugin/pkg/cache).
+
+Rules (performance.md §5, the later fast path depends on them):
+1. An entry keeps the response *bytes* (ID 0, no OPT, the question as first asked), the byte
+   offset of every RR's TTL field, the header flags and counts, and when it was stored. A hit is
+   ``header + client's question bytes + body with TTLs patched (+ OPT)``: no dnspython.
+2. The patched body is memoised per remaining-TTL second, so a hot entry is re-patched at most
+   once a second.
+3. Keys are ``lower(qname wire) + qtype + qclass + DO|CD`` bytes; dict lookup compares the whole
+   key (no hash-only match, TOB-CDNS-8).
+4. Capacity: 256 shards of max(capacity // 256, 4) entries (CoreDNS: 10000 -> 9984); inserting
+   a new key into a full shard evicts its oldest-inserted entry.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple
+
+import dns.message
+
+SHARDS: Final = 256
+_TYPE_OPT: Final = 41
+_QR, _AA, _RD, _RA, _AD, _CD = 0x8000, 0x0400, 0x0100, 0x0080, 0x0020, 0x0010
+OUR_PAYLOAD: Final = 1232
+
+
+def make_key(name_wire: bytes, qtype: int, qclass: int, do: bool, cd: bool) -> bytes:
+    """The cache key; ``name_wire`` may be in any case (lower-cased here)."""
+    return name_wire.lower() + struct.pack("!HHB", qtype, qclass, (2 if do else 0) | cd)
+
+
+def skip_name(wire: bytes, i: int) -> int:
+    """Offset after the (possibly compressed) name at ``i``; raises IndexError/ValueError."""
+    while True:
+        length = wire[i]
+        if length == 0:
+            return i + 1
+        if length & 0xC0 == 0xC0:
+            return i + 2
+        if length & 0xC0:
+            raise ValueError("bad label type")
+        i += 1 + length
+
+
+def ttl_offsets(wire: bytes) -> tuple[int, tuple[int, ...]]:
+    """(end of question, offsets of the TTL field of every non-OPT RR) of a message."""
+    qd, an, ns, ar = struct.unpack_from("!HHHH", wire, 4)
+    i = 12
+    for _ in range(qd):
+        i = skip_name(wire, i) + 4
+    qend = i
+    out = []
+    for _ in range(an + ns + ar):
+        i = skip_name(wire, i)
+        rtype, _cls, _ttl, rdlen = struct.unpack_from("!HHIH", wire, i)
+        if rtype != _TYPE_OPT:
+            out.append(i + 4)
+        i += 10 + rdlen
+    if i != len(wire):
+        raise ValueError("trailing bytes")
+    return qend, tuple(out)
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    wire: bytes
+    qend: int
+    offsets: tuple[int, ...]
+    flags: int
+    rcode: int
+    orig_ttl: int
+    stored: float
+    kind: str  # "success" or "denial"
+    servfail: bool = False
+    hits: int = 0
+    last_hit: float = 0.0
+    refreshing: bool = False
+    last_refresh_fail: float = -1e18
+    _memo_ttl: int = -1
+    _memo: bytes = field(default=b"")
+
+    def ttl(self, now: float) -> int:
+        """Remaining TTL in whole seconds (CoreDNS: origTTL - floor(elapsed)); <= 0: expired."""
+        return self.orig_ttl - int(now - self.stored)
+
+    def body(self, ttl: int) -> bytes:
+        """Everything after the question, with every TTL set to ``ttl``."""
+        if ttl != self._memo_ttl:
+            buf = bytearray(self.wire[self.qend:])
+            packed = struct.pack("!I", ttl)
+            base = self.qend
+            for off in self.offsets:
+                at = off - base
+                buf[at:at + 4] = packed
+            self._memo = bytes(buf)
+            self._memo_ttl = ttl
+        return self._memo
+
+    def render(self, qid: int, qflags: int, question: bytes, ttl: int, *, edns: bool,
+               do: bool, aa: bool = True) -> bytes:
+        """The reply bytes for a client (CoreDNS item.toMsg): its ID, RD, CD and question
+        spelling; AA set; RA kept; AD only if the client set DO or AD; OPT only if it sent one."""
+        flags = _QR | (qflags & (_RD | _CD)) | (self.flags & _RA) | (self.rcode & 0xF)
+        if aa:
+            flags |= _AA
+        if do or qflags & _AD:
+            flags |= self.flags & _AD
+        an, ns, ar = struct.unpack_from("!HHH", self.wire, 6)
+        opt = b""
+        if edns:
+            ar += 1
+            opt = b"\x00\x00\x29" + struct.pack("!HBBHH", OUR_PAYLOAD, 0, 0,
+                                                0x8000 if do else 0, 0)
+        header = struct.pack("!HHHHHH", qid, flags, 1, an, ns, ar)
+        return header + question + self.body(ttl) + opt
+
+
+def make_entry(msg: dns.message.Message, duration: int, now: float, kind: str) -> Entry:
+    """An entry for ``msg``: rendered once without OPT, TTL offsets found by walking the bytes."""
+    plain = dns.message.Message(id=0)
+    plain.flags = msg.flags
+    plain.set_rcode(msg.rcode())
+    plain.question = msg.question
+    plain.answer = msg.answer
+    plain.authority = msg.authority
+    plain.additional = msg.additional
+    wire = plain.to_wire(max_size=65535)
+    qend, offsets = ttl_offsets(wire)
+    return Entry(wire, qend, offsets, msg.flags, msg.rcode(), duration, now, kind,
+                 servfail=msg.rcode() == 2)
+
+
+class Store:
+    """A bounded map of key -> Entry, sharded as CoreDNS's plugin/pkg/cache."""
+
+    def __init__(self, capacity: int) -> None:
+        self.shard_size = max(capacity // SHARDS, 4)
+        self.shards: list[dict[bytes, Entry]] = [{} for _ in range(SHARDS)]
+        self.size = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.shard_size * SHARDS
+
+    def get(self, key: bytes) -> Entry | None:
+        return self.shards[hash(key) & (SHARDS - 1)].get(key)
+
+    def put(self, key: bytes, entry: Entry) -> bool:
+        """Insert or replace; True if another entry was evicted to make room."""
+        shard = self.shards[hash(key) & (SHARDS - 1)]
+        evicted = False
+        if key not in shard:
+            if len(shard) >= self.shard_size:
+                del shard[next(iter(shard))]
+                evicted = True
+            else:
+                self.size += 1
+        shard[key] = entry
+        return evicted
+
+    def remove(self, key: bytes) -> None:
+        shard = self.shards[hash(key) & (SHARDS - 1)]
+        if shard.pop(key, None) is not None:
+            self.size -= 1
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class SimpleQuery(NamedTuple):
+    qid: int
+    flags: int
+    question: bytes
+    key: bytes
+    name_wire: bytes
+    edns: bool
+    do: bool
+    max_size: int
+
+
+def parse_simple_query(wire: bytes) -> SimpleQuery | None:
+    """Header/question/OPT of a plain query, or None (take the slow path).
+
+    Plain: QR=0, opcode QUERY, one uncompressed question, no answer/authority records, and at
+    most one option-less EDNS0 OPT at the end. Anything else goes through dnspython.
+    """
+    n = len(wire)
+    if n < 17:
+        return None
+    qid, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", wire)
+    if flags & 0xF800 or qd != 1 or an or ns or ar > 1:
+        return None
+    i = 12
+    while True:
+        if i >= n:
+            return None
+        length = wire[i]
+        if length == 0:
+            i += 1
+            break
+        if length > 63:
+            return None
+        i += 1 + length
+    if i + 4 > n or i - 12 > 255:
+        return None
+    name_wire = wire[12:i]
+    qtype, qclass = struct.unpack_from("!HH", wire, i)
+    qend = i + 4
+    edns = do = False
+    max_size = 512
+    if ar:
+        if n != qend + 11 or wire[qend] != 0:
+            return None
+        rtype, payload, ext, version, eflags, rdlen = struct.unpack_from("!HHBBHH", wire,
+                                                                         qend + 1)
+        if rtype != _TYPE_OPT or ext or version or rdlen:
+            return None
+        edns, do = True, bool(eflags & 0x8000)
+        max_size = min(max(payload, 512), OUR_PAYLOAD)
+    elif n != qend:
+        return None
+    key = make_key(name_wire, qtype, qclass, do, bool(flags & _CD))
+    return SimpleQuery(qid, flags, wire[12:qend], key, name_wire, edns, do, max_size)
+
+
+def name_in_zones(name_wire_lower: bytes, zone_wires: tuple[bytes, ...]) -> bool:
+    """True if the (lower-case, uncompressed) name equals or is below one of the zones."""
+    i = 0
+    while True:
+        suffix = name_wire_lower[i:]
+        if suffix in zone_wires:
+            return True
+        length = name_wire_lower[i] if i < len(name_wire_lower) else 0
+        if length == 0:
+            return False
+        i += 1 + length
