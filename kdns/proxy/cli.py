@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import re
 import signal
 import socket
 import sys
@@ -68,6 +69,17 @@ def _address(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+_NFT_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9/_.-]{0,255}")
+
+
+def _table(text: str) -> str:
+    if not _NFT_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid table name {text!r}: a letter, '_' or '.', then letters, digits, '/_.-'"
+        )
+    return text
+
+
 def _families(text: str) -> tuple[Family, ...]:
     out: list[Family] = []
     for part in text.split(","):
@@ -98,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
                    help="masquerade all traffic to ClusterIPs")
     p.add_argument("--ip-families", type=_families, default=FAMILIES, metavar="ipv4,ipv6",
                    help="tables to program (default: both)")
-    p.add_argument("--table", default=DEFAULT_TABLE,
+    p.add_argument("--table", type=_table, default=DEFAULT_TABLE,
                    help=f"nftables table name in each family (default: {DEFAULT_TABLE})")
     p.add_argument("--min-sync-period", type=_duration, default=1.0, metavar="DURATION")
     p.add_argument("--sync-period", type=_duration, default=30.0, metavar="DURATION")
@@ -180,6 +192,7 @@ async def _serve(args: argparse.Namespace, state: ClusterState, syncer: Syncer) 
         runner, port = await http.start(http.metrics_app(), m_host, m_port)
         runners.append(runner)
         log.info("metrics listening on %s:%d", m_host, port)
+    _check_forwarding(args.ip_families)
     try:
         await state.wait_synced()
         log.info("services and endpointslices listed; syncing %s tables %s",
@@ -189,6 +202,20 @@ async def _serve(args: argparse.Namespace, state: ClusterState, syncer: Syncer) 
         for r in runners:
             await r.cleanup()
     return 0
+
+
+def _check_forwarding(families: Sequence[Family]) -> None:
+    """Warns when the node does not forward: DNATed service traffic would then go nowhere."""
+    knobs = {"ip": "/proc/sys/net/ipv4/ip_forward", "ip6": "/proc/sys/net/ipv6/conf/all/forwarding"}
+    for family in families:
+        try:
+            with open(knobs[family]) as f:
+                enabled = f.read().strip() == "1"
+        except OSError:
+            continue
+        if not enabled:
+            log.warning("%s is 0: pods on other nodes cannot reach services through this node",
+                        knobs[family])
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -10,8 +10,10 @@ endpoints: packets sent while it had none may have created entries that bypass t
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kdns.proxy.model import Family
@@ -46,10 +48,69 @@ def stale_flows(old: Ruleset | None, new: Ruleset) -> list[FlowFilter]:
     return sorted(filters, key=lambda f: (f.orig_dst or "", f.orig_dport, f.reply_src))
 
 
+def _parse_udp_listing(text: str) -> set[tuple[str, int, str]]:
+    """(orig dst, orig dport, reply src) of each ``conntrack -L`` line."""
+    out = set()
+    for line in text.splitlines():
+        seen: dict[str, str] = {}
+        reply_src = None
+        for token in line.split():
+            key, eq, value = token.partition("=")
+            if not eq:
+                continue
+            if key == "src" and "src" in seen:
+                reply_src = value
+                break
+            seen.setdefault(key, value)
+        if reply_src and "dst" in seen and seen.get("dport", "").isdigit():
+            try:
+                dst, src = ipaddress.ip_address(seen["dst"]), ipaddress.ip_address(reply_src)
+            except ValueError:
+                continue
+            out.add((str(dst), int(seen["dport"]), str(src)))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Conntrack:
     prefix: tuple[str, ...] = ()
     binary: str = "conntrack"
+
+    async def delete_stale(self, family: Family, filters: Sequence[FlowFilter]) -> int:
+        """Deletes entries matching any filter. One listing first, so filters that match
+        nothing (the common case) cost no process spawn each."""
+        if not filters:
+            return 0
+        entries = await self._list_udp(family)
+        if entries is None:  # listing failed (logged): try every filter
+            wanted = list(filters)
+        else:
+            by_port_reply = {(port, src) for _, port, src in entries}
+            wanted = [
+                f for f in filters
+                if ((f.orig_dst, f.orig_dport, f.reply_src) in entries if f.orig_dst
+                    else (f.orig_dport, f.reply_src) in by_port_reply)
+            ]
+        deleted = 0
+        for f in wanted:
+            deleted += await self.delete(f)
+        return deleted
+
+    async def _list_udp(self, family: Family) -> set[tuple[str, int, str]] | None:
+        args = ["-L", "-f", "ipv4" if family == "ip" else "ipv6", "-p", "udp"]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.prefix, self.binary, *args,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as e:
+            log.error("cannot run %s: %s", self.binary, e)
+            return None
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            log.error("conntrack %s failed: %s", " ".join(args), err.decode(errors="replace"))
+            return None
+        return _parse_udp_listing(out.decode(errors="replace"))
 
     async def delete(self, flow: FlowFilter) -> int:
         """Deletes matching entries; returns how many (0 when none matched). Never raises."""

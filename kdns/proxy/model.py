@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -13,8 +12,8 @@ DEFAULT_AFFINITY_TIMEOUT: Final = 10800  # seconds; Kubernetes' default for Clie
 
 
 def family_of(address: str) -> Family:
-    """The nftables family ("ip" or "ip6") an address belongs to."""
-    return "ip" if ipaddress.ip_address(address).version == 4 else "ip6"
+    """The nftables family ("ip" or "ip6") of an address or network (already validated)."""
+    return "ip6" if ":" in address else "ip"
 
 
 @dataclass(frozen=True, slots=True)

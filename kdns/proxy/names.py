@@ -8,6 +8,7 @@ chains append ``__<ip>/<port>`` (IPv6 colons become dots: nft names cannot hold 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from typing import Final
 
@@ -17,9 +18,12 @@ NAME_LENGTH_MAX: Final = 256  # the kernel's NFT_NAME_MAXLEN
 BASE_LENGTH_MAX: Final = NAME_LENGTH_MAX - len("external-")  # room for the longest prefix
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def hash_and_truncate(name: str, salt: str = "") -> str:
-    digest = base64.b32encode(hashlib.sha256((name + salt).encode()).digest()).decode()
-    out = f"{digest[:8]}-{name}"
+    # base32 encodes 5-byte groups independently: the first 8 characters of the full
+    # encoding are the encoding of the first 5 bytes.
+    digest = base64.b32encode(hashlib.sha256((name + salt).encode()).digest()[:5]).decode()
+    out = f"{digest}-{name}"
     if len(out) > BASE_LENGTH_MAX:
         out = out[: BASE_LENGTH_MAX - 3] + "..."
     return out

@@ -47,16 +47,23 @@ class Nft:
             raise NftError(f"nft -f failed (rc {rc}): {err.strip()}")
 
     async def existing(self, family: str, table: str) -> Existing:
-        """Names of the chains and sets/maps the table holds now (empty if it does not exist)."""
-        rc, out, err = await self._run(["-j", "list", "table", family, table])
-        if rc != 0:
-            if "No such file or directory" in err:
-                return Existing()
-            raise NftError(f"nft list table {family} {table} failed: {err.strip()}")
-        try:
-            items: list[dict[str, Any]] = json.loads(out)["nftables"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise NftError(f"nft -j list printed unexpected output: {e}") from None
-        chains = frozenset(i["chain"]["name"] for i in items if "chain" in i)
-        sets = {i[kind]["name"]: kind for i in items for kind in ("set", "map") if kind in i}
-        return Existing(chains=chains, sets=sets)
+        """Names of the chains and sets/maps the table holds now (empty if it does not exist).
+
+        Family-wide terse listings filtered by table: ~0.1 s for 9000 chains, where
+        ``list table`` takes seconds because it prints every rule and element.
+        """
+        items: list[dict[str, Any]] = []
+        for what in ("chains", "sets", "maps"):
+            rc, out, err = await self._run(["-t", "-j", "list", what, family])
+            if rc != 0:
+                raise NftError(f"nft list {what} {family} failed: {err.strip()}")
+            try:
+                items += json.loads(out)["nftables"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise NftError(f"nft -j list printed unexpected output: {e}") from None
+        mine = [(kind, i[kind]) for i in items for kind in ("chain", "set", "map") if kind in i]
+        mine = [(kind, obj) for kind, obj in mine if obj.get("table") == table]
+        return Existing(
+            chains=frozenset(obj["name"] for kind, obj in mine if kind == "chain"),
+            sets={obj["name"]: kind for kind, obj in mine if kind != "chain"},
+        )

@@ -187,16 +187,13 @@ class _Builder:
     elements: dict[str, dict[str, Element]] = field(default_factory=dict)
     udp_flows: set[UdpFlow] = field(default_factory=set)
     udp_vips: set[tuple[str, int]] = field(default_factory=set)
+    local_net: str = ""  # the cluster CIDRs of this family as an nft set, "" when unknown
 
     def chain(self, name: str, rules: Iterable[str]) -> None:
         self.chains[name] = Chain(name, tuple(rules))
 
     def element(self, set_name: str, key: str, value: str = "", comment: str = "") -> None:
         self.elements.setdefault(set_name, {})[key] = Element(value, comment)
-
-    @property
-    def local_net(self) -> str:
-        return _net_set(self.cfg.cluster_cidrs, self.family)
 
 
 def _to_endpoints(b: _Builder, sp: ServicePort, eps: Sequence[Endpoint]) -> list[str]:
@@ -323,7 +320,7 @@ def _track_udp(b: _Builder, sp: ServicePort, p: _Plan) -> None:
 
 def render(ports: Iterable[ServicePort], cfg: RenderConfig, family: Family) -> Ruleset:
     """The complete desired state of one family's table."""
-    b = _Builder(cfg, family)
+    b = _Builder(cfg, family, local_net=_net_set(cfg.cluster_cidrs, family))
     base_chains, base_sets = _base(cfg, family)
     for c in base_chains:
         b.chains[c.name] = c

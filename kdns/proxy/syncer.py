@@ -143,8 +143,8 @@ class Syncer:
         self._applied[family] = new
         metrics.RULES.labels(family).set(new.rule_count)
         metrics.CHAINS.labels(family).set(len(new.chains))
-        for flow in stale_flows(old, new):
-            metrics.CONNTRACK_DELETED.inc(await self.conntrack.delete(flow))
+        flows = await self.conntrack.delete_stale(family, stale_flows(old, new))
+        metrics.CONNTRACK_DELETED.inc(flows)
 
     # -- the loop ------------------------------------------------------------------------
     def _next_deadline(self) -> float:

@@ -32,6 +32,7 @@ def cli(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess
     (["--min-sync-period", "soon"], "invalid duration"),
     (["--healthz-bind-address", "nowhere"], "HOST:PORT"),
     (["--ip-families", "ipv5"], "unknown IP family"),
+    (["--table", "bad name;"], "invalid table name"),
     (["--once", "--cleanup"], "not allowed with argument"),
     (["--kubeconfig", "/nonexistent/kubeconfig", "--once"], "file not found"),
     (["--node-name", "", "--once"], "--node-name must not be empty"),

@@ -15,6 +15,7 @@ import pytest
 from kdns.proxy import names
 from kdns.proxy.conntrack import Conntrack
 from kdns.proxy.model import Endpoint, ServicePort
+from kdns.proxy.syncer import Syncer, SyncSettings
 from tests.proxy.conftest import Proxy
 from tests.proxy.netns import EXT_V4, GW_V4, NODE_V4, Topology, pod_v4, pod_v6
 
@@ -180,3 +181,25 @@ async def test_cleanup_removes_tables(topo: Topology, proxy: Proxy) -> None:
     assert not [i for i in listed if i.get("table", {}).get("name") == proxy.table]  # type: ignore[union-attr]
     assert topo.probe("c", "tcp", CIP, "80", "--timeout=0.5")[0].startswith("ERR")
     await proxy.syncer.cleanup()  # idempotent
+
+
+async def test_restart_full_sync_cleans_what_a_previous_run_left(
+    topo: Topology, proxy: Proxy
+) -> None:
+    other = web(name="old", cluster_ips=("10.96.0.12",))
+    await proxy.set(web(affinity_timeout=100), other)
+    # A new process (fresh Syncer, same table) that no longer sees "old" nor affinity.
+    restarted = Syncer(proxy.cfg, lambda: [web()], nft=proxy.nft, conntrack=proxy.conntrack,
+                       settings=SyncSettings(stale_chain_delay=0.0))
+    assert await restarted.sync()
+    listing = topo.nft_json("table", "ip", proxy.table)
+    sets = {i["set"]["name"] for i in listing if "set" in i}  # type: ignore[index]
+    assert not [s for s in sets if s.startswith("affinity-")], sets
+    old_chains = {names.cluster_chain(other), names.endpoint_chain(other, ep("a"))}
+    assert old_chains <= restarted.stale_chains("ip")  # flushed now, deleted next sync
+    assert await restarted.sync()
+    chains = {i["chain"]["name"] for i in topo.nft_json("table", "ip", proxy.table)
+              if "chain" in i}  # type: ignore[index]
+    assert not old_chains & chains
+    assert topo.probe("c", "tcp", "10.96.0.12", "80", "--timeout=0.5")[0].startswith("ERR")
+    assert backends(topo.probe("c", "tcp", CIP, "80", "--count=20")).keys() == {"a", "b"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Sequence
 
 from kdns.proxy import names
 from kdns.proxy.conntrack import Conntrack, FlowFilter
@@ -36,9 +37,9 @@ class FakeNft(Nft):
 class FakeConntrack(Conntrack):
     deleted: list[FlowFilter] = dataclasses.field(default_factory=list)
 
-    async def delete(self, flow: FlowFilter) -> int:
-        self.deleted.append(flow)
-        return 1
+    async def delete_stale(self, family: str, filters: Sequence[FlowFilter]) -> int:
+        self.deleted.extend(filters)
+        return len(filters)
 
 
 class Clock:

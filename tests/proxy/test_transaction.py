@@ -78,3 +78,17 @@ def test_conntrack_plan() -> None:
         ("10.96.0.53", 53, "10.244.2.21"), (None, 30053, "10.244.2.21")}
     assert FlowFilter("ip6", None, 30053, "fd00::1").argv() == [
         "-D", "-f", "ipv6", "-p", "udp", "--orig-port-dst", "30053", "--reply-src", "fd00::1"]
+
+
+def test_conntrack_listing_parser() -> None:
+    from kdns.proxy.conntrack import _parse_udp_listing
+
+    text = (
+        "udp      17 29 src=10.244.1.30 dst=10.96.0.53 sport=40053 dport=53 src=10.244.1.10 "
+        "dst=10.244.1.30 sport=5353 dport=40053 [ASSURED] mark=0 use=1\n"
+        "udp      17 12 src=fd00:244:1::30 dst=fd00:96::a sport=1 dport=53 [UNREPLIED] "
+        "src=fd00:244:1::a dst=fd00:244:1::30 sport=53 dport=1 mark=0 use=1\n"
+        "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.\n"
+    )
+    assert _parse_udp_listing(text) == {("10.96.0.53", 53, "10.244.1.10"),
+                                        ("fd00:96::a", 53, "fd00:244:1::a")}
