@@ -183,7 +183,7 @@ def test_unsynced_name_errors_are_servfail_positive_answers_served() -> None:
 
 
 def test_cidr_zones_answer_only_inside_them() -> None:
-    zones = tuple(["cluster.local."] + normalize_zone("172.0.0.0/24") + normalize_zone("10.0.0.0/20"))
+    zones = tuple(["cluster.local.", *normalize_zone("172.0.0.0/24"), *normalize_zone("10.0.0.0/20")])
     assert zones[1] == "0.0.172.in-addr.arpa." and len(zones) == 18
     cfg = config(zones=zones)
     r = Resolver(cfg, load_store(cluster_objects(), cfg=cfg))
@@ -207,7 +207,7 @@ def test_ptr_targets_use_the_primary_zone_and_other_zones_answer() -> None:
 
 
 def test_clusterip_ptr_returns_only_the_first_service() -> None:
-    objs = cluster_objects() + [k8s.service("otherns", "shared", cluster_ip="10.0.0.1")]
+    objs = [*cluster_objects(), k8s.service("otherns", "shared", cluster_ip="10.0.0.1")]
     r = Resolver(config(), load_store(objs))
     assert len(resolve(r, "1.0.0.10.in-addr.arpa.", "PTR").answer[0]) == 1
 

@@ -109,7 +109,7 @@ BAD: list[tuple[str, str]] = [
     (block("        ttl 3601"), "3 ttl must be in range [0, 3600]: 3601"),
     (block("        ttl x"), "3 ttl must be an integer: 'x'"),
     (block("        ttl 1 2"), "3 Wrong argument count or unexpected line ending after '2'"),
-    (block("        endpoint"), "3 Wrong argument count or unexpected line ending after 'endpoint'"),
+    (block("        endpoint"), "3 Wrong argument count or unexpected line ending after"),
     (block("        tls a b"), "3 Wrong argument count or unexpected line ending after 'b'"),
     (block("        kubeconfig"), "3 Wrong argument count"),
     (block("        kubeconfig a b c"), "3 Wrong argument count"),
