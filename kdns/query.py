@@ -165,15 +165,22 @@ class QueryProcessor:
 
 
 def answer_rotation(reply: bytes) -> tuple[int, int, int] | None:
-    """(offset in the tail, record size, count) when the answer section is n same-sized records
-    with pointer owners, so that replay can rotate them as loadbalance does; else None."""
+    """(offset in the tail, record size, count) when the answer section is one A or AAAA RRset
+    whose owner is a pointer into the question, so that replay can rotate it as loadbalance does;
+    else None. Other answers must not rotate: a CNAME must stay first, and a pointer to a name
+    inside the rotated records would end up pointing forward (a malformed reply)."""
     qend = question_end_of_reply(reply)
     count = (reply[6] << 8) | reply[7]
-    if not qend or count < 2:
+    if not qend or count < 2 or qend + 12 > len(reply):
+        return None
+    head = reply[qend:qend + 4]  # owner pointer + type, identical for every record
+    if head[0] & 0xC0 != 0xC0 or ((head[0] & 0x3F) << 8 | head[1]) >= qend:
+        return None
+    if head[2:4] not in (b"\x00\x01", b"\x00\x1c"):
         return None
     pos, size = qend, 0
     for _ in range(count):
-        if pos + 12 > len(reply) or reply[pos] & 0xC0 != 0xC0:
+        if pos + 12 > len(reply) or reply[pos:pos + 4] != head:
             return None
         rr = 12 + ((reply[pos + 10] << 8) | reply[pos + 11])
         if size and rr != size:

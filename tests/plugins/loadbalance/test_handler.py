@@ -63,3 +63,35 @@ async def test_errors_and_transfers_pass_untouched(rcode: int, qtype: str) -> No
     out = await LoadBalance(nxt, LoadBalanceConfig()).serve(req)
     assert out is nxt.last
     assert not req.memo_rotate and not req.no_memo
+
+
+async def test_fast_path_replay_keeps_cnames_first() -> None:
+    """A replayed round_robin answer rotates, but a CNAME must stay in front even when its
+    record happens to be as long as an A record (target 'x' + pointer: 4 bytes of rdata)."""
+    from kdns.chain import Chain, Listener
+    from kdns.metrics import ServerStats
+    from kdns.query import QueryProcessor
+
+    class CnameNext:
+        name = "next"
+
+        async def serve(self, req: Request) -> dns.message.Message:
+            r = req.reply(aa=True)
+            r.answer = [dns.rrset.from_text(req.name, 5, "IN", "CNAME", "x.example."),
+                        dns.rrset.from_text("x.example.", 5, "IN", "A", "10.0.0.1")]
+            req.reusable()
+            return r
+
+    lb = LoadBalance(CnameNext(), LoadBalanceConfig())
+    lst = Listener("dns", 53)
+    lst.zones["example."] = Chain(("example.",), lb, [lb], ["loadbalance"])
+    p = QueryProcessor(lst, stats=ServerStats())
+    wire = dns.message.make_query("a.example.", "A").to_wire()
+    first = await p.process(wire, ("127.0.0.1", 1), "udp")
+    assert first is not None
+    replies = [first] + [p.fast(wire, ("127.0.0.1", 1), "udp") or
+                         await p.process(wire, ("127.0.0.1", 1), "udp") for _ in range(3)]
+    for reply in replies:
+        assert reply is not None
+        types = [dns.rdatatype.to_text(rr.rdtype) for rr in dns.message.from_wire(reply).answer]
+        assert types == ["CNAME", "A"]
