@@ -390,3 +390,12 @@ def test_sigterm_drains_like_a_rolling_update(ready: Cluster) -> None:
     took = time.monotonic() - start
     assert code == 0, ready.kdns.output()
     assert 4.5 <= took < grace, f"exited after {took:.1f}s; lameduck is 5s, grace {grace}s"
+    # The whole log, start to exit: CoreDNS-style lines that existing log alerts grep for.
+    log = ready.kdns.output().splitlines()
+    banner = re.compile(r"^(\.:53|kdns-[\w.+-]+|linux/\w+, python[\d.]+)$")
+    entry = re.compile(r"^\[(INFO|WARNING|ERROR|DEBUG)\] (plugin/[a-z0-9_]+: )?\S")
+    odd = [line for line in log if not (banner.match(line) or entry.match(line))]
+    assert not odd, f"log lines in no CoreDNS format: {odd}"
+    assert any(
+        line.startswith("[INFO] plugin/reload: Running configuration SHA512 = ") for line in log
+    )
