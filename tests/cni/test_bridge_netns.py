@@ -155,6 +155,10 @@ def test_check_passes_then_fails_after_each_kind_of_tampering(world: World) -> N
 
     broken(["ip", "-n", pod, "route", "add", "default", "via", "10.250.0.1"],
            ["ip", "-n", pod, "route", "del", "default"], "route 0.0.0.0/0")
+    veth = host_veth_name("c1", "eth0")
+    broken(["ip", "-n", world.node, "link", "set", veth, "type", "bridge_slave", "hairpin", "on"],
+           ["ip", "-n", world.node, "link", "set", veth, "type", "bridge_slave", "hairpin", "off"],
+           "hairpin")
     broken(["ip", "-n", pod, "link", "set", "eth0", "mtu", "1400"],
            ["ip", "-n", pod, "link", "set", "eth0", "mtu", "1300"], "MTU")
     elem = f"{{ {v4} comment \"c1 eth0 {world.conf['name']}\" : jump masq-10.250.0.0-24 }}"
