@@ -40,6 +40,7 @@ class ListPage(NamedTuple):
     resource_version: str
     continue_token: str
     malformed: int  # items that were not JSON objects and were dropped
+    size: int = 0  # bytes of the response body (callers size their next page with it)
 
 
 class WatchEvent(NamedTuple):
@@ -151,7 +152,7 @@ class ApiClient:
                 body = await self._get_body(path, params)
         else:
             body = await self._get_body(path, params)
-        return _parse_list(path, body)
+        return _parse_list(path, body)._replace(size=len(body))
 
     async def list_pages(
         self,

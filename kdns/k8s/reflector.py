@@ -38,6 +38,9 @@ from kdns.k8s.resources import Resource
 T = TypeVar("T")
 
 _APPLIED = ("ADDED", "MODIFIED", "DELETED")
+FIRST_PAGE = 50  # objects in the first page of a list; later pages are sized by bytes
+PAGE_BYTES = 512 * 1024  # target JSON size of a list page: ~5 ms to parse
+_CPU_SLICE = 0.004  # seconds of reducing between yields to the event loop
 
 
 class Sink(Protocol[T]):
@@ -111,6 +114,7 @@ class Reflector(Generic[T]):
         label_selector: str | None = None,
         field_selector: str | None = None,
         page_size: int = 500,
+        page_bytes: int = PAGE_BYTES,
         timing: ReflectorTiming | None = None,
         log: logging.Logger | None = None,
     ) -> None:
@@ -121,6 +125,7 @@ class Reflector(Generic[T]):
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.page_size = page_size
+        self.page_bytes = page_bytes
         self.timing = timing or ReflectorTiming()
         self.log = log or logging.getLogger("kdns.k8s")
         self.synced = asyncio.Event()
@@ -182,19 +187,26 @@ class Reflector(Generic[T]):
     async def _list(self, reason: str) -> None:
         items: dict[str, T] = {}
         rv = ""
-        async for page in self.client.list_pages(
-            self.resource.path,
-            limit=self.page_size,
-            label_selector=self.label_selector,
-            field_selector=self.field_selector,
-        ):
+        token: str | None = None
+        # Start small and grow: a page of 500 big EndpointSlices is ~15 MB of JSON, which
+        # would block the loop for seconds and leave the heap fragmented (see _next_limit).
+        limit = min(self.page_size, FIRST_PAGE)
+        while True:
+            page = await self.client.list_page(
+                self.resource.path,
+                limit=limit,
+                continue_token=token,
+                label_selector=self.label_selector,
+                field_selector=self.field_selector,
+            )
             if page.malformed:
                 metrics.MALFORMED.labels(self.resource.name).inc(page.malformed)
-            for raw in page.items:
-                reduced = self._reduce(raw)
-                if reduced is not None and reduced[1] is not None:
-                    items[reduced[0]] = reduced[1]
+            await self._reduce_page(page.items, items)
             rv = page.resource_version
+            if not page.continue_token:
+                break
+            token = page.continue_token
+            limit = self._next_limit(limit, page.size, len(page.items))
             await asyncio.sleep(0)  # let queries run between pages
         self.sink.replace(items)
         self.resource_version = rv
@@ -208,6 +220,25 @@ class Reflector(Generic[T]):
         if not self.synced.is_set():
             self.log.info("%s: synced %d objects", self.resource.name, len(items))
             self.synced.set()
+
+    async def _reduce_page(self, page: list[dict[str, Any]], into: dict[str, T]) -> None:
+        """Reduce one page into ``into``, yielding to the loop every few milliseconds."""
+        slice_end = time.perf_counter() + _CPU_SLICE
+        for raw in page:
+            reduced = self._reduce(raw)
+            if reduced is not None and reduced[1] is not None:
+                into[reduced[0]] = reduced[1]
+            if time.perf_counter() > slice_end:
+                await asyncio.sleep(0)
+                slice_end = time.perf_counter() + _CPU_SLICE
+
+    def _next_limit(self, limit: int, size: int, count: int) -> int:
+        """The next page's limit: about ``page_bytes`` of JSON, at most double the last one,
+        between FIRST_PAGE/5 and ``page_size``."""
+        if size <= 0 or count <= 0:
+            return limit
+        ideal = int(self.page_bytes * count / size)
+        return max(min(FIRST_PAGE // 5, self.page_size), min(ideal, limit * 2, self.page_size))
 
     async def _watch(self) -> bool:
         """Watch until the stream ends (False) or the safety relist is due (True)."""

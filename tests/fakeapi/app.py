@@ -87,7 +87,9 @@ def load_objects(path: str | Path) -> list[dict[str, Any]]:
         if p.is_dir() else [p]
     out: list[dict[str, Any]] = []
     for f in files:
-        for doc in yaml.safe_load_all(f.read_text()):
+        text = f.read_text()
+        docs = [json.loads(text)] if f.suffix == ".json" else yaml.safe_load_all(text)
+        for doc in docs:
             if not doc:
                 continue
             out.extend(doc.get("items") or [] if doc.get("kind", "").endswith("List") else [doc])
