@@ -34,7 +34,11 @@ class Element:
 
 
 def attachment_comment(network: str, container_id: str, ifname: str) -> str:
-    return f"{container_id} {ifname} {network}"[:COMMENT_MAX]
+    """What DEL and GC match on, so it must be exactly what nft stores and lists back:
+    printable ASCII without quotes or backslashes, at most COMMENT_MAX bytes."""
+    text = f"{container_id} {ifname} {network}"
+    safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)
+    return safe[:COMMENT_MAX]
 
 
 def belongs_to(element: Element, network: str) -> bool:
@@ -45,9 +49,8 @@ def belongs_to(element: Element, network: str) -> bool:
 
 
 def _quote(text: str) -> str:
-    # Container IDs, ifnames and network names cannot contain quotes after validation, but a
-    # comment must never be able to break out of the nft script.
-    return '"' + text.replace("\\", "").replace('"', "") + '"'
+    # attachment_comment already removed these; a comment must never break out of the script.
+    return '"' + text.replace("\\", "?").replace('"', "?").replace("\n", "?") + '"'
 
 
 def chain_name(addr: IPInterface) -> str:

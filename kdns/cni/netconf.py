@@ -76,7 +76,7 @@ def _requested_mac(conf: dict[str, Any]) -> str:
 
 def parse_bridge_config(conf: dict[str, Any]) -> BridgeConfig:
     network = conf.get("name")
-    if not isinstance(network, str) or not network or "/" in network:
+    if not isinstance(network, str) or not network or "/" in network or network in (".", ".."):
         raise _invalid("invalid or missing network name", network)
     for key, off in _UNSUPPORTED.items():
         if conf.get(key, off) not in (off, None):

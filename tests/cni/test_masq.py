@@ -14,10 +14,10 @@ def test_render_add_replaces_stale_elements_and_quotes_comments() -> None:
     addrs = [ipaddress.ip_interface("10.0.0.5/24"), ipaddress.ip_interface("fd00::5/64")]
     stale = [masq.Element(4, "10.0.0.5", "old eth0 net", "masq-10.0.0.0-24"),
              masq.Element(4, "10.0.0.6", "other eth0 net", "masq-10.0.0.0-24")]
-    script = masq.render_add(addrs, 'c1 eth0 n"et', stale)
+    script = masq.render_add(addrs, masq.attachment_comment('n"et', "c1", "eth0"), stale)
     assert "delete element inet kdns-cni masq4 { 10.0.0.5 }" in script
     assert "10.0.0.6" not in script
-    assert 'comment "c1 eth0 net" : jump masq-10.0.0.0-24' in script
+    assert 'comment "c1 eth0 n?et" : jump masq-10.0.0.0-24' in script
     assert "add chain inet kdns-cni masq-fd00__-64" in script
     assert "ip6 daddr ff00::/8 return" in script
 
@@ -31,6 +31,10 @@ def test_parse_elements_and_ownership() -> None:
     assert els == [masq.Element(4, "10.0.0.5", "c1 eth0 net", "masq-10.0.0.0-24")]
     assert masq.owned_by(els, masq.attachment_comment("net", "c1", "eth0")) == els
     assert masq.belongs_to(els[0], "net") and not masq.belongs_to(els[0], "net2")
+
+
+def test_comments_are_printable_ascii() -> None:
+    assert masq.attachment_comment("n\\é\nt", "c", "e") == "c e n???t"
 
 
 def test_long_comments_are_truncated_consistently() -> None:

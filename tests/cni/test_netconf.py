@@ -25,7 +25,8 @@ def test_is_default_gateway_implies_is_gateway_and_runtime_mac_is_read() -> None
 
 
 @pytest.mark.parametrize("override,code,needle", [
-    ({"name": ""}, 7, "network name"), ({"bridge": "x" * 16}, 7, "bridge"),
+    ({"name": ""}, 7, "network name"), ({"name": ".."}, 7, "network name"),
+    ({"bridge": "x" * 16}, 7, "bridge"),
     ({"mtu": 20}, 7, "mtu"), ({"mtu": "1500"}, 7, "mtu"), ({"ipMasq": "yes"}, 7, "ipMasq"),
     ({"ipam": {}}, 7, "ipam.type"), ({"ipam": {"type": "../x"}}, 7, "ipam.type"),
     ({"runtimeConfig": {"mac": "01:00:00:00:00:01"}}, 7, "unicast"),
