@@ -95,8 +95,7 @@ class BridgePlugin:
             # The spec: when ADD fails after IPAM succeeded, DEL the delegate before failing.
             self._ipam_quietly(cfg, "DEL", req)
             if cfg.ip_masq:
-                masq.apply(masq.render_delete(masq.owned_by(
-                    masq.list_elements(), self._comment(cfg, req))))
+                self._unmasquerade_quietly(cfg, req)
             raise
 
     def _configure(self, cfg: BridgeConfig, req: Request, host: Any, pod: Any,
@@ -201,6 +200,13 @@ class BridgePlugin:
     @staticmethod
     def _comment(cfg: BridgeConfig, req: Request) -> str:
         return masq.attachment_comment(cfg.network, req.env.container_id, req.env.ifname)
+
+    def _unmasquerade_quietly(self, cfg: BridgeConfig, req: Request) -> None:
+        try:
+            owned = masq.owned_by(masq.list_elements(), self._comment(cfg, req))
+            masq.apply(masq.render_delete(owned))
+        except CniError:
+            pass  # already failing; the original error is the one to report
 
     def _ipam_quietly(self, cfg: BridgeConfig, command: str, req: Request) -> None:
         try:

@@ -253,6 +253,20 @@ def test_missing_ipam_plugin_fails_cleanly(world: World) -> None:
     assert host_veth_name("ctr1", "eth0") not in sh("ip", "-n", world.node, "link").stdout
 
 
+def test_failure_after_ipam_rolls_everything_back(world: World) -> None:
+    # isDefaultGateway with an IPAM default route fails after IPAM allocated and the
+    # container was half set up: the address, veth and masquerade must all be undone.
+    pod = world.ns.add("p1")
+    res = world.call("ADD", pod, conf={**world.conf, "isDefaultGateway": True})
+    assert res.rc == 1 and res.out["code"] == 7 and "ineffective" in res.out["msg"], res
+    assert [f for f in world.ipam_files() if not f.startswith(("last", "lock"))] == []
+    assert "eth0" not in sh("ip", "-n", pod, "link").stdout
+    assert host_veth_name("ctr1", "eth0") not in sh("ip", "-n", world.node, "link").stdout
+    assert nft_elements(world.node) == []
+    # and the pod can be added afterwards (round robin moves on past the released .2)
+    assert world.add(pod, "ctr1")["ips"][0]["address"] == "10.250.0.3/24"
+
+
 def test_ten_concurrent_adds_get_ten_distinct_addresses(world: World) -> None:
     pods = [world.ns.add(f"c{i}") for i in range(10)]
     with ThreadPoolExecutor(max_workers=10) as pool:
