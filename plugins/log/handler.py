@@ -7,6 +7,7 @@ error is logged with the error reply the server will send.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import dns.message
@@ -81,7 +82,7 @@ class Log(Plugin):
                                                                    meta)))
 
     async def stop(self) -> None:
-        WRITER.flush()
+        await asyncio.to_thread(WRITER.flush)  # a blocked stdout must not stall the loop
 
 
 def line_data(req: Request, resp: dns.message.Message, wire: bytes, elapsed_ns: int,

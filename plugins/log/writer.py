@@ -2,7 +2,9 @@
 
 Formatting a line costs microseconds; a blocking write to a slow stdout pipe (a busy container
 log driver) can cost milliseconds, so the serving loop never writes. One writer per process;
-``flush`` waits until every queued line is out (called when a log plugin stops).
+``flush`` waits until every queued line is out (called when a log plugin stops). If stdout stays
+blocked the queue is bounded: further lines are dropped and counted, and the count is reported
+once output moves again.
 """
 
 from __future__ import annotations
@@ -14,18 +16,24 @@ import threading
 from typing import Final
 
 MAX_BATCH: Final = 512
+MAX_QUEUED: Final = 100_000
 
 
 class LineWriter:
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[str | threading.Event] = queue.SimpleQueue()
+        self._queue: queue.Queue[str | threading.Event] = queue.Queue(MAX_QUEUED)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.dropped = 0
 
     def put(self, line: str) -> None:
         if self._thread is None:
             self._start()
-        self._queue.put(line)
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
 
     def _start(self) -> None:
         with self._lock:
@@ -39,7 +47,10 @@ class LineWriter:
         if self._thread is None:
             return True
         done = threading.Event()
-        self._queue.put(done)
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
         return done.wait(timeout)
 
     def _run(self) -> None:
@@ -60,6 +71,11 @@ class LineWriter:
                     break
             if lines:
                 self._write("".join(f"[INFO] {line}\n" for line in lines))
+            if self.dropped:
+                with self._lock:
+                    n, self.dropped = self.dropped, 0
+                self._write(f"[WARNING] plugin/log: {n} query log lines dropped: standard "
+                            "output is not keeping up\n")
             for e in events:
                 e.set()
 
