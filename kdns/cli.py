@@ -50,6 +50,11 @@ def parser() -> argparse.ArgumentParser:
                    help="print the version and exit")
     p.add_argument("--plugins", dest="plugins", type=_bool, default=False, nargs="?",
                    const=True, help="list the available plugins and exit")
+    p.add_argument("--workers", dest="workers", type=int, default=1,
+                   help="DNS worker processes sharing the port (SO_REUSEPORT); the parent "
+                   "process runs the API watches and the HTTP side servers (default 1)")
+    p.add_argument("--worker-fd", dest="worker_fd", type=int, default=None,
+                   help=argparse.SUPPRESS)
     p.add_argument("extra", nargs="*", help=argparse.SUPPRESS)
     return p
 
@@ -94,11 +99,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KdnsError as e:
         print(e, file=sys.stderr)
         return 1
-    return run(text, path, args.port, args.quiet, args.pidfile)
+    if args.workers < 1 or args.workers > 256:
+        print(f"invalid -workers {args.workers}: want 1..256", file=sys.stderr)
+        return 2
+    if args.workers > 1 and path is None:
+        path = _save_corefile(text)
+    return run(text, path, args.port, args.quiet, args.pidfile, args.workers, args.worker_fd)
 
 
-def run(text: str, path: str | None, port: int, quiet: bool, pidfile: str | None) -> int:
+def _save_corefile(text: str) -> str:
+    """Workers re-read the Corefile: keep a built-in or stdin Corefile in a private file."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="kdns-Corefile-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def run(text: str, path: str | None, port: int, quiet: bool, pidfile: str | None,
+        workers: int = 1, worker_fd: int | None = None) -> int:
     from kdns.server.run import Server
+    from kdns.server.workers import run_parent, run_worker, worker_argv
 
     loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
     try:
@@ -109,8 +131,13 @@ def run(text: str, path: str | None, port: int, quiet: bool, pidfile: str | None
         pass
 
     async def _main() -> int:
-        server = Server(text, path, port, quiet)
-        return await server.run()
+        if worker_fd is not None:
+            return await run_worker(Server(text, path, port, True, role="worker"), worker_fd)
+        if workers > 1:
+            server = Server(text, path, port, quiet, role="parent")
+            argv = worker_argv(path, port)
+            return await run_parent(server, workers, argv)
+        return await Server(text, path, port, quiet).run()
 
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:

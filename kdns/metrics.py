@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 import dns.rcode
@@ -207,3 +207,19 @@ def register_server_stats() -> None:
     if not _registered:
         prometheus_client.REGISTRY.register(ServerStatsCollector(STATS))
         _registered = True
+
+
+_exposition: Callable[[], bytes] | None = None
+
+
+def set_exposition(fn: Callable[[], bytes] | None) -> None:
+    """Replace what /metrics serves (the worker supervisor merges its workers' metrics)."""
+    global _exposition
+    _exposition = fn
+
+
+def exposition() -> bytes:
+    """The text the prometheus plugin serves on /metrics."""
+    if _exposition is not None:
+        return _exposition()
+    return prometheus_client.generate_latest(prometheus_client.REGISTRY)

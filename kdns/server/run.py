@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -63,7 +64,13 @@ class Server:
     """Implements kdns.plugin.App for the plugins."""
 
     def __init__(self, corefile_text: str, corefile_path: str | None, dns_port: int = 53,
-                 quiet: bool = False, read_corefile: bool = True) -> None:
+                 quiet: bool = False, read_corefile: bool = True, role: str = "single") -> None:
+        # role: "single" serves everything; with -workers the "parent" runs the watches and the
+        # HTTP side servers and binds no DNS socket, each "worker" binds DNS (SO_REUSEPORT) only.
+        self.role = role
+        self.extra_not_ready: Callable[[], list[str]] = list
+        self.on_stop: list[Callable[[], None]] = []
+        self.on_reload: list[Callable[[], None]] = []
         self.corefile_text = corefile_text
         self.corefile_path = corefile_path
         self.dns_port = dns_port
@@ -95,6 +102,7 @@ class Server:
                 ready = getattr(p, "ready", None)
                 if ready is not None and ready() is False:
                     names.add(p.name)
+        names.update(self.extra_not_ready())
         return sorted(names)
 
     def config_digest(self) -> str:
@@ -118,12 +126,14 @@ class Server:
     async def run(self) -> int:
         register_server_stats()
         config = self._load(self.corefile_text)
-        await self._bind(config)
+        if self.role != "parent":
+            await self._bind(config)
         try:
             await self._start_plugins(config)
             self.config = config
             self._record_enabled(config)
-            await self.http.start(self._routes(config))
+            if self.role != "worker":
+                await self.http.start(self._routes(config))
         except BaseException:
             await self._close_listeners()
             await self._stop_plugins(config)
@@ -226,10 +236,14 @@ class Server:
             os._exit(2 if name == "SIGINT" else 0)
         log.info("%s: Shutting down servers then terminating", name)
         self._shutting_down = True
+        for hook in self.on_stop:
+            hook()
         self._stop.set()
 
     def _on_reload_signal(self) -> None:
         log.info("SIGUSR1: Reloading")
+        for hook in self.on_reload:
+            hook()
         self.request_reload()
 
     async def _reload_loop(self) -> None:
@@ -247,7 +261,8 @@ class Server:
             try:
                 text = self.read_current_text()
                 new = self._load(text)
-                await self._bind(new)
+                if self.role != "parent":
+                    await self._bind(new)
                 await self._start_plugins(new)
             except (KdnsError, OSError) as e:
                 log.error("Restart failed: %s", e)
@@ -256,11 +271,13 @@ class Server:
                 return False
             await self.http.stop()
             try:
-                await self.http.start(self._routes(new))
+                if self.role != "worker":
+                    await self.http.start(self._routes(new))
             except OSError as e:
                 log.error("Restart failed: %s", e)
                 await self._stop_plugins(new)
-                await self.http.start(self._routes(old))
+                if self.role != "worker":
+                    await self.http.start(self._routes(old))
                 await self._reload_failed(old, str(e))
                 return False
             self.corefile_text = text

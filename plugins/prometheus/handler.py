@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import prometheus_client
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from kdns.metrics import register_server_stats
+from kdns.metrics import exposition, register_server_stats
 from kdns.plugin import Handler, HttpResponse, HttpRoute, Plugin
 
 from .parse import PrometheusConfig
@@ -35,5 +34,5 @@ class Prometheus(Plugin):
         register_server_stats()  # idempotent; the server registers it too
 
     async def _handle(self) -> HttpResponse:
-        body = prometheus_client.generate_latest(prometheus_client.REGISTRY)
+        body = exposition()  # with -workers: the sum over every process
         return HttpResponse(200, body, CONTENT_TYPE_PLAIN_0_0_4)
