@@ -82,7 +82,10 @@ class QueryProcessor:
         except dns.message.BadEDNS:
             return header_reply(wire, dns.rcode.FORMERR)
         except (dns.exception.DNSException, ValueError, struct.error, IndexError):
-            return header_reply(wire, dns.rcode.FORMERR)
+            # An opcode we do not implement is NOTIMP even when its body does not parse (an
+            # UPDATE's zone section is not a question): miekg/dns decides on the header alone.
+            opcode = (wire[2] >> 3) & 0x0F
+            return header_reply(wire, dns.rcode.NOTIMP if opcode else dns.rcode.FORMERR)
         if msg.opcode() != dns.opcode.QUERY:
             return self._early(msg, wire, client, proto, dns.rcode.NOTIMP, start)
         if len(msg.question) != 1 or msg.answer or msg.authority:
