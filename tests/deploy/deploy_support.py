@@ -37,8 +37,13 @@ def load_docs(path: Path) -> list[Obj]:
 
 
 def manifest_files() -> list[Path]:
-    """Every Kubernetes object file under deploy/ (kustomization files are not objects)."""
-    return sorted(p for p in DEPLOY.rglob("*.yaml") if p.name != "kustomization.yaml")
+    """Every Kubernetes object file under deploy/: not kustomization files, and not
+    deploy/kubeadm/ (kubeadm patches; they are validated merged into a Deployment)."""
+    return sorted(
+        p
+        for p in DEPLOY.rglob("*.yaml")
+        if p.name != "kustomization.yaml" and not p.is_relative_to(DEPLOY / "kubeadm")
+    )
 
 
 def key(obj: Obj) -> tuple[str, str, str]:

@@ -138,3 +138,17 @@ def test_strategic_merge_merges_containers_by_name() -> None:
     }
     assert strategic_merge({"args": ["1", "2"]}, {"args": ["3"]}) == {"args": ["3"]}
     assert strategic_merge({"a": 1, "b": 2}, {"a": None}) == {"b": 2}
+
+
+def test_kubeadm_patch_keeps_kdns_across_kubeadm_upgrades() -> None:
+    """deploy/kubeadm/ is a kubeadm --patches directory: on kubeadm's own CoreDNS Deployment
+    it must change only the image, to the base's kdns image."""
+    (patch,) = load_docs(DEPLOY / "kubeadm" / "corednsdeployment+strategic.yaml")
+    assert [p.name for p in (DEPLOY / "kubeadm").iterdir()] == ["corednsdeployment+strategic.yaml"]
+    live = kubeadm_deployment()
+    merged = strategic_merge(copy.deepcopy(live), patch)
+    kubernetes_validate.validate(merged, kubernetes_validate.latest_version(), strict=True)
+    before, after = container(live), container(merged)
+    assert {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)} == {"image"}
+    assert after["image"] == container(only(render(BASE), "Deployment"))["image"]
+    assert diff_paths(live, merged) == {".spec.template.spec.containers"}
