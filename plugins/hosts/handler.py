@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import stat
 from dataclasses import dataclass
 
 import dns.message
@@ -134,6 +135,8 @@ class Hosts(Plugin):
             st = os.stat(path)
         except OSError as e:
             return self._file_gone(f"{path}: {e.strerror or e}")
+        if not stat.S_ISREG(st.st_mode):  # a directory, a FIFO or /dev/zero: never read it
+            return self._file_gone(f"{path}: not a regular file")
         if self._file is not None and (st.st_mtime_ns, st.st_size) == (
             self._file.mtime_ns, self._file.size
         ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -129,15 +130,32 @@ async def test_malformed_lines_logged_once_per_reload(
     assert _answer(await h.serve(_req("a.example.org"))) == ["a.example.org. 10.0.0.1"]
 
 
-async def test_unreadable_and_directory_paths_do_not_crash(tmp_path: Path) -> None:
-    h, _ = _hosts(tmp_path, "10.0.0.9 in.example.org", reload=0.0)  # a directory
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device"])
+async def test_paths_that_are_not_regular_files_are_never_read(
+        tmp_path: Path, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    path = {"directory": tmp_path, "fifo": tmp_path / "fifo", "device": Path("/dev/zero")}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would block forever
+    h, _ = _hosts(path, "10.0.0.9 in.example.org", reload=0.0)
+    with caplog.at_level(logging.WARNING, logger="kdns.plugin.hosts"):
+        await asyncio.wait_for(h.start(), 5)
+    assert _answer(await h.serve(_req("in.example.org"))) == ["in.example.org. 10.0.0.9"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"File does not exist or cannot be read: {path}: not a regular file"]
+
+
+async def test_unreadable_file_serves_inline(tmp_path: Path) -> None:
+    f = tmp_path / "hosts"
+    f.write_text("10.0.0.1 a.example.org\n")
+    f.chmod(0)
+    h, _ = _hosts(f, "10.0.0.9 in.example.org", reload=0.0)
     await h.start()
     assert _answer(await h.serve(_req("in.example.org"))) == ["in.example.org. 10.0.0.9"]
+    if os.geteuid() != 0:  # root reads it anyway
+        assert (await h.serve(_req("a.example.org"))).rcode() == dns.rcode.NXDOMAIN
 
 
 async def test_background_reload_task_picks_up_changes(tmp_path: Path) -> None:
-    import asyncio
-
     f = tmp_path / "hosts"
     f.write_text("10.0.0.1 a.example.org\n")
     h, _ = _hosts(f, reload=0.05)
