@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
+from kdns.errors import KdnsError
 from kdns.plugin import HttpResponse, HttpRoute
 
 log = logging.getLogger("kdns.core")
@@ -49,7 +50,11 @@ class HttpSideServers:
                 self._runners.append(runner)
                 host, port = split_address(address)
                 site = web.TCPSite(runner, host, port, reuse_address=True)
-                await site.start()
+                try:
+                    await site.start()
+                except OSError as e:
+                    raise KdnsError(f"Listen: listen tcp {address}: bind: "
+                                    f"{e.strerror or e}") from None
         except BaseException:
             await self.stop()
             raise

@@ -273,11 +273,15 @@ class Server:
             try:
                 if self.role != "worker":
                     await self.http.start(self._routes(new))
-            except OSError as e:
+            except (KdnsError, OSError) as e:
                 log.error("Restart failed: %s", e)
                 await self._stop_plugins(new)
+                self._drop_unused_listeners(old)
                 if self.role != "worker":
-                    await self.http.start(self._routes(old))
+                    try:
+                        await self.http.start(self._routes(old))
+                    except (KdnsError, OSError) as again:
+                        log.error("HTTP side servers of the running config: %s", again)
                 await self._reload_failed(old, str(e))
                 return False
             self.corefile_text = text
