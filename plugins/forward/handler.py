@@ -4,7 +4,9 @@ Rules:
 1. One upstream query in flight per (qname, qtype, qclass, DO, CD, RD); identical queries wait on
    it (RFC 5452 birthday defence). ``max_concurrent`` bounds these flights; beyond it REFUSED.
 2. A flight tries upstreams in policy order, each for at most ``try_timeout`` (2 s), all within
-   ``deadline`` (5 s, CoreDNS's defaultTimeout); the client never waits longer.
+   ``deadline`` (5 s, CoreDNS's defaultTimeout); the client never waits longer. At most
+   ``max_connect_attempts`` tries (default 2 x upstreams, CoreDNS 1.14.7), so upstreams that
+   fail fast (ICMP unreachable, RST) are never hammered in a loop (coredns#7723).
 3. An upstream is down when its consecutive failures (failed exchanges and failed probes) exceed
    ``max_fails``; a probe (``. IN NS``) runs every ``health_check`` interval until one succeeds.
 4. When every upstream is down: ``failfast_all_unhealthy_upstreams`` answers SERVFAIL at once;
@@ -163,8 +165,8 @@ class Forward(Plugin):
                     continue
                 idx = self._all_down()
                 st, canary = self.states[idx], True
-            cap = self.cfg.max_connect_attempts
-            if cap and attempts >= cap:
+            cap = self.cfg.max_connect_attempts or 2 * n  # CoreDNS 1.14.7's default
+            if attempts >= cap:
                 break
             attempts += 1
             flight.sent_to.add(idx)
