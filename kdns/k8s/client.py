@@ -344,11 +344,15 @@ def _parse_list(path: str, body: bytes) -> ListPage:
         raise ApiProtocolError(f"GET {path}: response is not a JSON object")
     meta = doc.get("metadata")
     rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
-    raw_items = doc.get("items")
+    # "items" must be there (null is fine): a stray {} must not read as "the cluster is empty".
+    raw_items = doc.get("items", ())
     if raw_items is None:
         raw_items = []
-    if not isinstance(rv, str) or not rv or not isinstance(raw_items, list):
-        raise ApiProtocolError(f"GET {path}: not a list (no metadata.resourceVersion or items)")
+    if not isinstance(raw_items, list) or (rv is not None and not isinstance(rv, str)):
+        raise ApiProtocolError(f"GET {path}: not a list (bad items or metadata.resourceVersion)")
+    # A list without a resourceVersion (some stand-in servers) is watched from "" instead:
+    # the server then replays the current state as ADDED events before the changes.
+    rv = rv or ""
     cont = meta.get("continue") if isinstance(meta, dict) else None
     items = [i for i in raw_items if isinstance(i, dict)]
     return ListPage(

@@ -75,6 +75,9 @@ class _LastSyncAge(Collector):
     def track(self, reflector: SyncClock) -> None:
         self._reflectors.add(reflector)
 
+    def untrack(self, reflector: SyncClock) -> None:
+        self._reflectors.discard(reflector)
+
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "kdns_k8s_last_sync_age_seconds",

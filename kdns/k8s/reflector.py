@@ -30,7 +30,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from kdns.k8s import _json, metrics
+from kdns.k8s import _json, metrics, relay
 from kdns.k8s.client import MALFORMED, ApiClient, WatchEvent
 from kdns.k8s.errors import ApiConnectionError, ApiGone, K8sError, MalformedObject, WatchStalled
 from kdns.k8s.resources import Resource
@@ -129,10 +129,16 @@ class Reflector(Generic[T]):
         self.timing = timing or ReflectorTiming()
         self.log = log or logging.getLogger("kdns.k8s")
         self.synced = asyncio.Event()
+        # With -workers: the parent relays every delta to the workers (kdns/k8s/relay.py).
+        self.feed = relay.feed_key(client.config.base_url, resource.path, label_selector,
+                                   field_selector)
+        if relay.HUB is not None:
+            self.sink = relay.HUB.tee(self.feed, sink)
         self.resource_version = ""
         self.last_sync: float | None = None  # time.monotonic() of the last API confirmation
         self._resync_at: float | None = None  # loop.time() of the next safety relist
         self._got_event = False
+        self._failures = 0  # consecutive failures; sets the backoff
 
     @property
     def resource_name(self) -> str:
@@ -140,37 +146,51 @@ class Reflector(Generic[T]):
 
     async def run(self) -> None:
         """Run until cancelled."""
+        if relay.FOLLOWER is not None:  # a worker: the parent watches for us
+            await relay.FOLLOWER.follow(self.feed, self.sink, self.synced)
+            return
         metrics.LAST_SYNC_AGE.track(self)
+        try:
+            await self._loop()
+        finally:
+            metrics.LAST_SYNC_AGE.untrack(self)
+
+    async def _loop(self) -> None:
         name = self.resource.name
-        failures = 0
         list_reason: str | None = "initial"
+        watched_since_list = False
         while True:
             try:
+                if list_reason is None and not self.resource_version and watched_since_list:
+                    # The list had no resourceVersion, so a watch cannot resume: relist.
+                    list_reason = "norv"
                 if list_reason is not None:
                     self._got_event = False
                     await self._list(list_reason)
                     list_reason = None
-                    failures = 0
+                    watched_since_list = False
+                    self._recovered()
                 started = time.monotonic()
                 self._got_event = False
+                watched_since_list = True
                 if await self._watch():
                     list_reason = "resync"
                     continue
                 metrics.WATCH_RESTARTS.labels(name, "ended").inc()
                 if self._got_event or time.monotonic() - started > 1.0:
-                    failures = 0
+                    self._failures = 0
                     continue
-                failures += 1  # an empty watch that ended at once: do not spin
+                self._failures += 1  # an empty watch that ended at once: do not spin
             except ApiGone as exc:
                 self.log.info("%s: %s; relisting", name, exc)
                 if list_reason is None:  # the watch's resourceVersion expired: relist now
                     list_reason = "gone"
                     continue
-                failures += 1  # the list itself got a 410 (expired continue token): retry
+                self._failures += 1  # the list itself got a 410 (expired continue token)
             except K8sError as exc:
                 if self._got_event:
-                    failures = 0
-                failures += 1
+                    self._failures = 0
+                self._failures += 1
                 if list_reason is None:
                     reason = (
                         "stalled" if isinstance(exc, WatchStalled)
@@ -180,9 +200,16 @@ class Reflector(Generic[T]):
                     metrics.WATCH_RESTARTS.labels(name, reason).inc()
                 elif list_reason != "initial":
                     list_reason = "error"
-                if failures & (failures - 1) == 0 or failures % 100 == 0:
-                    self.log.warning("%s: %s (failure %d, retrying)", name, exc, failures)
-            await asyncio.sleep(self.timing.backoff(failures))
+                n = self._failures
+                if n & (n - 1) == 0 or n % 100 == 0:
+                    self.log.warning("%s: %s (failure %d, retrying)", name, exc, n)
+            await asyncio.sleep(self.timing.backoff(self._failures))
+
+    def _recovered(self) -> None:
+        if self._failures:
+            self.log.info("%s: API server answering again after %d failures",
+                          self.resource.name, self._failures)
+            self._failures = 0
 
     async def _list(self, reason: str) -> None:
         items: dict[str, T] = {}
@@ -262,7 +289,9 @@ class Reflector(Generic[T]):
 
     def _apply(self, event: WatchEvent) -> None:
         kind, raw = event
-        self._got_event = True
+        if not self._got_event:
+            self._got_event = True
+            self._recovered()
         name = self.resource.name
         if kind == MALFORMED:
             metrics.MALFORMED.labels(name).inc()

@@ -216,7 +216,8 @@ async def test_watch_framing_big_events_and_malformed_lines() -> None:
 
 
 async def test_list_protocol_errors() -> None:
-    for body in (b"not json", b"[]", b'{"items": []}', b'{"metadata": {"resourceVersion": 5}}'):
+    for body in (b"not json", b"[]", b"{}", b'{"items": {}}',
+                 b'{"items": [], "metadata": {"resourceVersion": 5}}'):
         runner, url = await _raw_server(body)
         try:
             async with ApiClient(ApiConfig(url)) as client:
@@ -224,6 +225,17 @@ async def test_list_protocol_errors() -> None:
                     await client.list("/x")
         finally:
             await runner.cleanup()
+
+
+async def test_list_without_resource_version_is_accepted() -> None:
+    runner, url = await _raw_server(b'{"items": [{"metadata": {"name": "a"}}, 7]}')
+    try:
+        async with ApiClient(ApiConfig(url)) as client:
+            page = await client.list_page("/x")
+    finally:
+        await runner.cleanup()
+    assert (page.resource_version, page.continue_token, page.malformed) == ("", "", 1)
+    assert page.items == [{"metadata": {"name": "a"}}]
 
 
 async def test_token_file_is_reread_when_it_rotates(tmp_path: Path) -> None:

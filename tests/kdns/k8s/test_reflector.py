@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 
 from kdns.k8s import metrics
@@ -219,7 +222,9 @@ async def test_hanging_watch_and_silent_watch_restart_without_relist(
     assert len(watches(api)) >= 3
 
 
-async def test_api_down_keeps_state_and_catches_up_after(fake_api_async: FakeApi) -> None:
+async def test_api_down_keeps_state_and_catches_up_after(
+        fake_api_async: FakeApi, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kdns.k8s")
     api = fake_api_async
     api.put_many(svc(f"s{i}") for i in range(3))
     async with reflecting(api) as (r, sink):
@@ -233,6 +238,9 @@ async def test_api_down_keeps_state_and_catches_up_after(fake_api_async: FakeApi
         await api.up()
         await wait_until(lambda: sink.items.keys() == {"ns/new", "ns/s1", "ns/s2"}, timeout=3)
     assert len(lists(api)) == 1  # resumed from the watch history, no relist
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("(failure 1, retrying)" in m for m in messages)
+    assert any("answering again after" in m for m in messages)
 
 
 async def test_periodic_safety_relist(fake_api_async: FakeApi) -> None:
@@ -345,6 +353,48 @@ async def test_last_sync_age_is_exported(fake_api_async: FakeApi) -> None:
                 if x.startswith('kdns_k8s_last_sync_age_seconds{resource="namespaces"}'))
     assert 0 <= float(line.split()[-1]) < 5
     assert "kdns_k8s_lists_total" in text
+    # a stopped reflector is no longer reported
+    text = generate_latest(REGISTRY).decode()
+    assert 'kdns_k8s_last_sync_age_seconds{resource="namespaces"}' not in text
+
+
+async def test_server_without_resource_versions_is_watched_from_empty_and_relisted() -> None:
+    """A stand-in server that omits metadata.resourceVersion still works: watch from "",
+    and relist whenever that watch ends (it cannot be resumed)."""
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        is_watch = request.query.get("watch") == "true"
+        calls.append(f"{'watch' if is_watch else 'list'}:{request.query.get('resourceVersion')}")
+        obj = k8s.namespace("a")
+        if not is_watch:
+            return web.json_response({"kind": "NamespaceList", "items": [obj]})
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        added = k8s.namespace("b")
+        await resp.write(json.dumps({"type": "ADDED", "object": added}).encode() + b"\n")
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    sink = RecordingSink()
+    try:
+        async with ApiClient(ApiConfig(f"http://127.0.0.1:{runner.addresses[0][1]}")) as c:
+            r = Reflector(c, NAMESPACES, reduce_namespace, sink, timing=FAST)
+            task = asyncio.create_task(r.run())
+            await wait_until(lambda: len(sink.ops("replace")) >= 2)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await runner.cleanup()
+    assert calls[:3] == ["list:None", "watch:", "list:None"]
+    assert sink.calls[:2] == [("replace", ["a"]), ("upsert", "b")]
 
 
 @pytest.mark.parametrize("line", [
