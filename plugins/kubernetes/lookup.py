@@ -33,7 +33,7 @@ import dns.rrset
 
 from .names import dashed_ip, ip_family, ip_from_pod_label, ip_from_reverse, ip_text, is_reverse
 from .parse import KubernetesConfig
-from .records import CLUSTER_IP, EXTERNAL_NAME, HEADLESS_KIND, Addr
+from .records import CLUSTER_IP, EXTERNAL_NAME, HEADLESS_KIND, Addr, Svc
 from .store import Store
 
 IN: Final = dns.rdataclass.IN
@@ -103,6 +103,7 @@ class _Parsed:
     endpoint: str = ""
     port: str = ""
     protocol: str = ""
+    zonal: tuple[str, str] | None = None  # (directive, topology zone) of a zonal name
 
 
 _STRUCTURAL: Final = object()
@@ -208,6 +209,9 @@ class Resolver:
         if len(left) == 2:
             return _Parsed(kind, ns, svc, port=_strip_underscore(left[0]),
                            protocol=_strip_underscore(left[1]))
+        if self.cfg.zonal and kind == "svc" and left[-1] == "_zone":
+            # <zone-value...>.<pin|prefer>._zone.<svc>.<ns>.svc (CoreDNS 1.14.7 zonal)
+            return _Parsed(kind, ns, svc, zonal=(left[-2], ".".join(left[:-2])))
         return None
 
     def _records(self, lower: str, q: _Query) -> list[Entry] | None:
@@ -245,6 +249,8 @@ class Resolver:
         if svc is None:
             return None
         store, cfg = self.store, self.cfg
+        if r.zonal is not None:
+            return self._zonal(r, svc)
         if cfg.ignore_empty_service and svc.kind == CLUSTER_IP and not any(
                 sl.addrs for sl in store.slices_of(svc.namespace, svc.name)):
             return None
@@ -255,28 +261,53 @@ class Resolver:
             host = svc.external_name if svc.external_name.endswith(".") \
                 else svc.external_name + "."
             return [Entry(host, -1, f"{svc.name}.{svc.namespace}.svc", 0)]
+        if svc.kind == HEADLESS_KIND or r.endpoint:
+            return self._endpoints(svc, r)
         found = False
         out: list[Entry] = []
-        if svc.kind == HEADLESS_KIND or r.endpoint:
-            for sl in store.slices_of(svc.namespace, svc.name):
-                for addr in sl.addrs:
-                    name = endpoint_name(addr, cfg.endpoint_pod_names)
-                    if r.endpoint and r.endpoint != name.lower():
-                        continue
-                    for p in sl.ports:
-                        if not _match_port(r.port, r.protocol, p.name, p.protocol):
-                            continue
-                        found = True
-                        out.append(Entry(addr.ip, p.port,
-                                         f"{name}.{svc.name}.{svc.namespace}.svc",
-                                         ip_family(addr.ip)))
-            return out if found else None
         target = f"{svc.name}.{svc.namespace}.svc"
         for p in svc.ports:
             if not _match_port(r.port, r.protocol, p.name, p.protocol):
                 continue
             found = True
             out += [Entry(ip, p.port, target, ip_family(ip)) for ip in svc.ips if ip]
+        return out if found else None
+
+    def _zonal(self, r: _Parsed, svc: Svc) -> list[Entry] | None:
+        """Zone-scoped endpoints of a headless service: ``pin`` keeps only the endpoints in
+        the topology zone (none: NODATA), ``prefer`` falls back to all of them."""
+        assert r.zonal is not None
+        directive, zone = r.zonal
+        if svc.kind != HEADLESS_KIND or directive not in ("pin", "prefer"):
+            return None
+        plain = _Parsed("svc", r.namespace, r.service)
+        every = self._endpoints(svc, plain)
+        if every is None:
+            return None
+        inside = self._endpoints(svc, plain, zone) or []
+        if inside or directive == "pin":
+            return inside
+        return every
+
+    def _endpoints(self, svc: Svc, r: _Parsed, zone: str | None = None) -> list[Entry] | None:
+        """Endpoint entries of ``svc`` matching the endpoint/port labels of ``r`` (and the
+        topology ``zone``); None when nothing matched."""
+        found = False
+        out: list[Entry] = []
+        pod_names = self.cfg.endpoint_pod_names
+        for sl in self.store.slices_of(svc.namespace, svc.name):
+            for addr in sl.addrs:
+                if zone is not None and addr.zone.lower() != zone:
+                    continue
+                name = endpoint_name(addr, pod_names)
+                if r.endpoint and r.endpoint != name.lower():
+                    continue
+                for p in sl.ports:
+                    if not _match_port(r.port, r.protocol, p.name, p.protocol):
+                        continue
+                    found = True
+                    out.append(Entry(addr.ip, p.port, f"{name}.{svc.name}.{svc.namespace}.svc",
+                                     ip_family(addr.ip)))
         return out if found else None
 
     def _pods(self, r: _Parsed) -> list[Entry] | None:
@@ -336,7 +367,14 @@ class Resolver:
         if lower == "dns-version." + q.zone:
             txt = dns.rdtypes.ANY.TXT.TXT(IN, dns.rdatatype.TXT, [DNS_SCHEMA_VERSION.encode()])
             return [(qname, DNS_VERSION_TTL, txt)]
-        return [] if self._records(lower, q) else None
+        entries = self._records(lower, q)
+        if entries:
+            return []
+        if entries is not None and self.cfg.zonal:
+            r = self._parse(lower, q.zone)
+            if isinstance(r, _Parsed) and r.zonal is not None:
+                return []  # an existing zonal name without entries is NODATA for TXT too
+        return None
 
     def _cname(self, qname: dns.name.Name, lower: str, q: _Query) -> Records | None:
         entries = self._services(lower, dns.rdatatype.CNAME, q)
