@@ -8,6 +8,7 @@ exit 0. A second signal exits at once. SIGUSR1 reloads; a broken new Corefile ke
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -139,6 +140,7 @@ class Server:
             await self._stop_plugins(config)
             raise
         self._banner(config)
+        gc.freeze()  # long-lived config and zone objects stay out of every collection
         self._install_signals()
         reloader = asyncio.create_task(self._reload_loop())
         await self._stop.wait()
