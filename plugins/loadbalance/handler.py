@@ -15,7 +15,7 @@ from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request
 
 from .parse import WEIGHTED, LoadBalanceConfig
-from .reorder import prefer, round_robin
+from .reorder import PreferOrder, prefer, round_robin
 from .weights import WeightFileError, Weights, digest, parse_weights, weighted
 
 log = plugin_log("loadbalance")
@@ -30,6 +30,7 @@ class LoadBalance(Plugin):
         super().__init__(next)
         self.cfg = cfg
         self.rng = random.Random()
+        self.prefer_order = PreferOrder(cfg.prefer)
         self.weights: Weights = {}
         self._digest = b""
         self._task: asyncio.Task[None] | None = None
@@ -43,7 +44,7 @@ class LoadBalance(Plugin):
         else:
             out = round_robin(resp, self.rng)
         if self.cfg.prefer:
-            out = prefer(out, self.cfg.prefer)
+            out = prefer(out, self.prefer_order, copy=out is resp)
         if self.cfg.policy == WEIGHTED or self.cfg.prefer:
             req.not_reusable()  # a replayed rotation would break weights and preferences
         else:

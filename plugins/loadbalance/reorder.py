@@ -10,7 +10,7 @@ Nothing here mutates its input: reordered RRsets are new objects, untouched ones
 
 from __future__ import annotations
 
-import copy
+import copy as _copy
 import ipaddress
 import random
 from collections.abc import Callable, Sequence
@@ -30,7 +30,7 @@ _ADDRESS = frozenset({_A, _AAAA})
 
 def copy_message(msg: dns.message.Message) -> dns.message.Message:
     """A copy whose section lists can be replaced without touching ``msg``."""
-    out = copy.copy(msg)
+    out = _copy.copy(msg)
     out.sections = [list(s) for s in msg.sections]
     out.index = {}
     return out
@@ -86,25 +86,39 @@ def round_robin(msg: dns.message.Message, rng: random.Random) -> dns.message.Mes
     return out
 
 
-def _rank(rd: dns.rdata.Rdata, nets: Sequence[Network]) -> int:
-    """Index of the first preferred subnet holding the address, len(nets) for none."""
-    addr = ipaddress.ip_address(rd.address)  # type: ignore[attr-defined]
-    for i, net in enumerate(nets):
-        if addr in net:
-            return i
-    return len(nets)
+class PreferOrder:
+    """Ranks addresses by a prefer list: the index of the first subnet holding the address, or
+    len(nets) for none. Ranks are remembered (parsing an address costs more than the reorder)."""
+
+    MAX_CACHED = 4096
+
+    def __init__(self, nets: Sequence[Network]) -> None:
+        self.nets = tuple(nets)
+        self._ranks: dict[str, int] = {}
+
+    def rank(self, rd: dns.rdata.Rdata) -> int:
+        text: str = rd.address  # type: ignore[attr-defined]
+        r = self._ranks.get(text)
+        if r is None:
+            addr = ipaddress.ip_address(text)
+            r = next((i for i, net in enumerate(self.nets) if addr in net), len(self.nets))
+            if len(self._ranks) >= self.MAX_CACHED:
+                self._ranks.clear()
+            self._ranks[text] = r
+        return r
 
 
-def _preferred(rrset: dns.rrset.RRset, nets: Sequence[Network]) -> tuple[int, dns.rrset.RRset]:
-    ranked = sorted(((_rank(rd, nets), i, rd) for i, rd in enumerate(rrset)),
-                    key=lambda x: (x[0], x[1]))
-    best = ranked[0][0] if ranked else len(nets)
-    if all(r[1] == i for i, r in enumerate(ranked)):
+def _preferred(rrset: dns.rrset.RRset, order: PreferOrder) -> tuple[int, dns.rrset.RRset]:
+    rdatas = list(rrset)
+    ranks = [order.rank(rd) for rd in rdatas]
+    best = min(ranks, default=len(order.nets))
+    if ranks == sorted(ranks):
         return best, rrset
-    return best, with_rdatas(rrset, [r[2] for r in ranked])
+    idx = sorted(range(len(rdatas)), key=ranks.__getitem__)  # stable: ties keep their order
+    return best, with_rdatas(rrset, [rdatas[i] for i in idx])
 
 
-def prefer_section(section: Section, nets: Sequence[Network]) -> Section:
+def prefer_section(section: Section, order: PreferOrder) -> Section:
     """CNAMEs, then addresses in the order of the prefer list (stable), then MX, then the rest."""
     cname: Section = []
     ranked: list[tuple[int, int, dns.rrset.RRset]] = []
@@ -115,7 +129,7 @@ def prefer_section(section: Section, nets: Sequence[Network]) -> Section:
         if t == _CNAME:
             cname.append(rrset)
         elif t in _ADDRESS:
-            best, rr = _preferred(rrset, nets)
+            best, rr = _preferred(rrset, order)
             ranked.append((best, i, rr))
         elif t == _MX:
             mx.append(rrset)
@@ -125,11 +139,13 @@ def prefer_section(section: Section, nets: Sequence[Network]) -> Section:
     return cname + [r[2] for r in ranked] + mx + rest
 
 
-def prefer(msg: dns.message.Message, nets: Sequence[Network]) -> dns.message.Message:
-    """Preferred subnets first in answer and additional (CoreDNS's reorderPreferredSubnets)."""
-    out = copy_message(msg)
-    out.answer = prefer_section(msg.answer, nets)
-    out.additional = prefer_section(msg.additional, nets)
+def prefer(msg: dns.message.Message, order: PreferOrder, *,
+           copy: bool = True) -> dns.message.Message:
+    """Preferred subnets first in answer and additional (CoreDNS's reorderPreferredSubnets).
+    ``copy=False`` only for a message the caller built itself (it is then changed in place)."""
+    out = copy_message(msg) if copy else msg
+    out.answer = prefer_section(msg.answer, order)
+    out.additional = prefer_section(msg.additional, order)
     return out
 
 

@@ -11,7 +11,7 @@ import dns.message
 import dns.rrset
 import pytest
 
-from kdns.plugins.loadbalance.reorder import prefer, round_robin
+from kdns.plugins.loadbalance.reorder import PreferOrder, prefer, round_robin
 from kdns.plugins.loadbalance.weights import WeightFileError, parse_weights, weighted
 from kdns.wire.render import render
 
@@ -94,7 +94,7 @@ def test_prefer_orders_by_the_prefer_list(nets: list[str], want_first: list[str]
              _rr("www.example.org.", "A", "10.0.0.1", "192.168.1.1", "10.0.0.3",
                  "192.168.1.2"))
     before = _snapshot(m)
-    out = prefer(m, [ipaddress.ip_network(n) for n in nets])
+    out = prefer(m, PreferOrder([ipaddress.ip_network(n) for n in nets]))
     assert _snapshot(m) == before
     assert [dns.rdatatype.to_text(rr.rdtype) for rr in out.answer] == ["CNAME", "A"]
     got = [rd.to_text() for rd in out.answer[1]]
@@ -107,7 +107,7 @@ def test_prefer_orders_by_the_prefer_list(nets: list[str], want_first: list[str]
 def test_prefer_across_address_rrsets() -> None:
     m = _msg(_rr("www.example.org.", "AAAA", "2001:db8::1"),
              _rr("www.example.org.", "A", "10.0.0.1"))
-    out = prefer(m, [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::/0")])
+    out = prefer(m, PreferOrder([ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::/0")]))
     assert _flat(out.answer) == ["www.example.org. A 10.0.0.1", "www.example.org. AAAA 2001:db8::1"]
 
 
@@ -170,3 +170,13 @@ def test_copy_keeps_the_original_message_usable() -> None:
     out = round_robin(m, random.Random(7))
     out.answer.append(_rr("x.", "A", "1.1.1.1"))
     assert render(m) == render(m2)  # dnspython's own to_wire() shuffles; render() does not
+
+
+def test_prefer_order_ranks_and_bounded_cache() -> None:
+    order = PreferOrder([ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("fd00::/8")])
+    rr = _rr("x.", "A", "10.1.2.3", "10.2.0.1")
+    assert [order.rank(rd) for rd in rr] == [0, 2]
+    assert order.rank(next(iter(_rr("x.", "AAAA", "fd00::5")))) == 1
+    for i in range(PreferOrder.MAX_CACHED + 10):
+        order.rank(next(iter(_rr("x.", "A", f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"))))
+    assert len(order._ranks) <= PreferOrder.MAX_CACHED
