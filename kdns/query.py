@@ -81,7 +81,7 @@ class QueryProcessor:
             msg = dns.message.from_wire(wire, one_rr_per_rrset=True)
         except dns.message.BadEDNS:
             return header_reply(wire, dns.rcode.FORMERR)
-        except (dns.exception.DNSException, ValueError, struct.error, IndexError):
+        except Exception:  # any parse failure of a query we can answer is FORMERR
             # An opcode we do not implement is NOTIMP even when its body does not parse (an
             # UPDATE's zone section is not a question): miekg/dns decides on the header alone.
             opcode = (wire[2] >> 3) & 0x0F
@@ -118,7 +118,14 @@ class QueryProcessor:
                       traceback.format_exc(limit=-3).replace("\n", " | "))
             resp = req.reply(dns.rcode.SERVFAIL)
             req.answered_by = ""
-        out = render(resp, req.max_size)
+        try:
+            out = render(resp, req.max_size)
+        except Exception as e:  # a plugin built a reply that cannot be rendered
+            self.stats.panics += 1
+            log.error("Recovered from panic in server: cannot render reply: %r", e)
+            resp = req.reply(dns.rcode.SERVFAIL)
+            req.no_memo = True
+            out = render(resp, req.max_size)
         rcode = resp.rcode()
         if req.memo_deps is not None and not req.no_memo:
             self._remember(wire, out, req, rcode)

@@ -8,6 +8,7 @@ write buffer stays full past the write timeout.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, cast
 
 from kdns.query import QueryProcessor
@@ -15,6 +16,7 @@ from kdns.server.sockets import client_addr
 from kdns.server.udp import InflightTracker
 from kdns.wire.framing import FrameDecoder, frame
 
+log = logging.getLogger("kdns.core")
 IDLE_TIMEOUT = 10.0
 READ_TIMEOUT = 3.0
 WRITE_TIMEOUT = 5.0
@@ -92,6 +94,8 @@ class TcpProtocol(asyncio.Protocol):
             t = self.transport
             if reply is not None and t is not None and not t.is_closing():
                 t.write(frame(reply))
+        except Exception as e:  # never let one query take the connection's reader down
+            log.error("TCP query from %s failed: %r", self.peer, e)
         finally:
             self.inflight -= 1
             if self.paused_reading and self.inflight < MAX_INFLIGHT_PER_CONN // 2:

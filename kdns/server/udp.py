@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, cast
 
 from kdns.query import QueryProcessor
 from kdns.server.sockets import client_addr
 
 DEFAULT_MAX_INFLIGHT = 2048
+log = logging.getLogger("kdns.core")
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
@@ -47,6 +49,8 @@ class UdpProtocol(asyncio.DatagramProtocol):
             reply = await self.processor.process(data, client_addr(addr), "udp", self.local)
             if reply is not None and self.transport is not None and not self.transport.is_closing():
                 self.transport.sendto(reply, addr)
+        except Exception as e:  # never let one datagram take the listener down
+            log.error("UDP query from %s failed: %r", addr, e)
         finally:
             self.inflight -= 1
 
