@@ -26,12 +26,11 @@ from kdns.k8s.errors import (
     WatchStalled,
     api_error,
 )
+from kdns.k8s.watchstream import MALFORMED as MALFORMED  # re-exported
+from kdns.k8s.watchstream import WatchDecoder
+from kdns.k8s.watchstream import WatchEvent as WatchEvent  # re-exported
 
 USER_AGENT: Final = "kdns/0.1 (kubernetes)"
-# A single watch event larger than this is refused (an EndpointSlice of 1000 endpoints is ~300 KiB).
-MAX_EVENT_BYTES: Final = 32 * 1024 * 1024
-# Watch event type the client yields for a line it could not decode (the caller counts it).
-MALFORMED: Final = "MALFORMED"
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, ssl.SSLError, TimeoutError)
 
 
@@ -41,14 +40,6 @@ class ListPage(NamedTuple):
     continue_token: str
     malformed: int  # items that were not JSON objects and were dropped
     size: int = 0  # bytes of the response body (callers size their next page with it)
-
-
-class WatchEvent(NamedTuple):
-    """One watch event: ADDED, MODIFIED, DELETED, BOOKMARK, or MALFORMED (undecodable line;
-    ``object`` is then ``{"error": reason}``). ERROR events are raised as ApiError/ApiGone."""
-
-    type: str
-    object: dict[str, Any]
 
 
 class _TokenBucket:
@@ -234,11 +225,16 @@ class ApiClient:
         resp = await self._open(path, params)
         clean_end = False
         try:
-            async for line in _lines(resp, path, idle_timeout):
-                event = _decode_event(line)
-                if event.type == "ERROR":
-                    raise _status_error(event.object)
-                yield event
+            decoder = WatchDecoder()
+            async for chunk in _chunks(resp, path, idle_timeout):
+                try:
+                    events = decoder.feed(chunk) if chunk else decoder.end()
+                except ApiProtocolError as exc:
+                    raise ApiProtocolError(f"watch {path}: {exc}") from None
+                for event in events:
+                    if event.type == "ERROR":
+                        raise _status_error(event.object)
+                    yield event
             clean_end = True
         finally:
             if clean_end:
@@ -360,12 +356,10 @@ def _parse_list(path: str, body: bytes) -> ListPage:
     )
 
 
-async def _lines(
+async def _chunks(
     resp: aiohttp.ClientResponse, path: str, idle_timeout: float | None
 ) -> AsyncIterator[bytes]:
-    """The newline-delimited lines of a watch body (no line length limit below MAX_EVENT_BYTES)."""
-    pending: list[bytes] = []
-    pending_len = 0
+    """The body of a watch as it arrives; b"" once at the end."""
     while True:
         try:
             async with asyncio.timeout(idle_timeout):
@@ -376,33 +370,6 @@ async def _lines(
             ) from None
         except _TRANSPORT_ERRORS as exc:
             raise ApiConnectionError(f"watch {path}: stream broke: {_why(exc)}") from None
+        yield chunk
         if not chunk:
-            if pending_len and b"".join(pending).strip():
-                raise ApiConnectionError(f"watch {path}: stream ended inside an event")
             return
-        if b"\n" not in chunk:
-            pending.append(chunk)
-            pending_len += len(chunk)
-            if pending_len > MAX_EVENT_BYTES:
-                raise ApiProtocolError(f"watch {path}: event larger than {MAX_EVENT_BYTES} bytes")
-            continue
-        parts = chunk.split(b"\n")
-        first = b"".join([*pending, parts[0]])
-        pending = [parts[-1]] if parts[-1] else []
-        pending_len = len(parts[-1])
-        for line in (first, *parts[1:-1]):
-            if line.strip():
-                yield line
-
-
-def _decode_event(line: bytes) -> WatchEvent:
-    try:
-        doc = json.loads(line)
-    except ValueError as exc:
-        return WatchEvent(MALFORMED, {"error": f"not JSON: {exc}"})
-    if not isinstance(doc, dict):
-        return WatchEvent(MALFORMED, {"error": "event is not a JSON object"})
-    kind, obj = doc.get("type"), doc.get("object")
-    if not isinstance(kind, str) or not isinstance(obj, dict):
-        return WatchEvent(MALFORMED, {"error": "event without a type string or an object"})
-    return WatchEvent(kind, obj)

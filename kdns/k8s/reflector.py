@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from kdns.k8s import _json, metrics, relay
-from kdns.k8s.client import MALFORMED, ApiClient, WatchEvent
+from kdns.k8s.client import ApiClient
 from kdns.k8s.errors import ApiConnectionError, ApiGone, K8sError, MalformedObject, WatchStalled
 from kdns.k8s.resources import Resource
+from kdns.k8s.watchstream import MALFORMED, WatchEvent
 
 T = TypeVar("T")
 
