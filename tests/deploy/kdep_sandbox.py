@@ -41,6 +41,7 @@ class Sandbox:
 class Started:
     proc: subprocess.Popen[bytes]
     log: Path
+    at: float  # time.monotonic() at the start
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -140,13 +141,14 @@ def start_kdns(
     argv = [*env, *drop, str(executable or kdns_executable()), "-conf", str(corefile)]
     script = sandbox_script(box, argv, extra_mounts or [])
     log = Path(tempfile.mkstemp(prefix="kdep-log-")[1])
+    started_at = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", box.netns, "unshare", "-m", "--propagation", "private",
              "sh", "-ec", script],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
-    return Started(proc, log)
+    return Started(proc, log, started_at)
 
 
 def stop(started: Started) -> None:

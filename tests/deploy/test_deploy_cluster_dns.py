@@ -281,6 +281,8 @@ def ready(cluster: Cluster) -> Cluster:
             )
         last = cluster.http_get("http://127.0.0.1:8181/ready")
         if last[0] == 200:
+            took = time.monotonic() - cluster.kdns.at
+            print(f"kdns /ready said 200 {took:.2f}s after the exec (stock Corefile)")
             return cluster
         time.sleep(0.25)
     pytest.fail(f"/ready never said 200 (last: {last}):\n{cluster.kdns.output()}")
