@@ -28,14 +28,14 @@ def run(node: str, env: dict[str, str], *args: str, cid: str = "") -> tuple[int,
 def test_gc_and_status_through_the_run_helper(netns: Namespaces, cni_path: str,
                                               tmp_path: Path) -> None:
     node = netns.add("node")
-    pods = [netns.add(f"p{i}") for i in range(3)]
+    pods = [netns.add(f"p{i}") for i in range(2)]
     conf = tmp_path / "podnet.conflist"
     conf.write_text(json.dumps({
         "cniVersions": ["1.0.0", "1.1.0"], "name": "podnet", "plugins": [{
             "type": "kdns-cni", "bridge": "kcnirt0", "isGateway": True, "ipMasq": True,
             "stateDir": str(tmp_path / "state"),
             "ipam": {"type": "kdns-ipam", "dataDir": str(tmp_path / "ipam"),
-                     "ranges": [[{"subnet": "10.238.0.0/29"}]],
+                     "ranges": [[{"subnet": "10.238.0.0/29", "rangeEnd": "10.238.0.4"}]],
                      "routes": [{"dst": "0.0.0.0/0"}]}}]}))
     env = {"CNI_PATH": cni_path, "CNI_CACHE_DIR": str(tmp_path / "cache")}
     assert run(node, env, "status", str(conf)) == (0, None)
@@ -46,18 +46,18 @@ def test_gc_and_status_through_the_run_helper(netns: Namespaces, cni_path: str,
     (tmp_path / "cache" / "results" / "podnet-k0-eth0").unlink()
     assert run(node, env, "gc", str(conf)) == (0, None)
     files = sorted(os.listdir(tmp_path / "ipam" / "podnet"))
-    assert files == ["10.238.0.3", "10.238.0.4", "last_reserved_ip.0", "lock"]
-    assert {e["comment"].split()[0] for e in nft_elements(node)} == {"k1", "k2"}
+    assert files == ["10.238.0.3", "last_reserved_ip.0", "lock"]
+    assert {e["comment"].split()[0] for e in nft_elements(node)} == {"k1"}
     assert host_veth_name("k0", "eth0") not in sh("ip", "-n", node, "link").stdout
-    assert ping(pods[1], "10.238.0.4")
-    # /29 minus the gateway is .2-.6; GC freed .2, so three more fit, then it is full
-    for i in (3, 4, 5):
+    assert ping(pods[1], "10.238.0.1")
+    # the range is .2-.4; GC freed .2, so two more fit (.4, then .2), then it is full
+    for i in (2, 3):
         assert run(node, env, "add", str(conf), netns.add(f"p{i}"), cid=f"k{i}")[0] == 0
-    rc, out = run(node, env, "add", str(conf), netns.add("p6"), cid="k6")
+    rc, out = run(node, env, "add", str(conf), netns.add("p4"), cid="k4")
     assert rc == 1 and out["code"] == 102, out
     rc, out = run(node, env, "status", str(conf))
     assert rc == 1 and out["code"] == 50, out
-    assert run(node, env, "check", str(conf), pods[2], cid="k2")[0] == 0
+    assert run(node, env, "check", str(conf), pods[1], cid="k1")[0] == 0
 
 
 def test_run_reports_errors_as_json(netns: Namespaces, cni_path: str, tmp_path: Path) -> None:
