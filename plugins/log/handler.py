@@ -54,6 +54,7 @@ class Log(Plugin):
         rule = self.match(req.qname)
         if rule is None:
             return await self.next.serve(req)
+        req.not_reusable()  # a fast-path replay would skip this query's log line
         start = time.perf_counter_ns()
         try:
             resp = await self.next.serve(req)

@@ -49,6 +49,12 @@ denyfail.:{port} {
         class denial success
     }
 }
+hosts.:{port} {
+    log
+    hosts {
+        10.0.0.1 www.hosts.
+    }
+}
 multi.:{port} {
     log a.multi "first {name}"
     log . "second {name}"
@@ -196,3 +202,16 @@ def test_blocked_stdout_does_not_stall_dns(tmp_path: Path) -> None:
             proc.wait()
     logged = [x for x in out.decode().splitlines() if ".blocked.example. udp" in x]
     assert len(logged) == n
+
+
+def test_every_query_is_logged_even_when_answers_are_replayable(kdns: KdnsProcess) -> None:
+    """hosts marks its answers reusable for the wire fast path; log must still see each query."""
+    ids = []
+    for _ in range(5):
+        q = dns.message.make_query("www.hosts.", "A")
+        ids.append(q.id)
+        r = kdns.send(q)
+        assert [str(rd) for rrset in r.answer for rd in rrset] == ["10.0.0.1"]
+    kdns.wait_for_line(f' - {ids[-1]} "A IN www.hosts. udp')
+    logged = [x for x in kdns.lines if '"A IN www.hosts. udp' in x]
+    assert len(logged) == 5
