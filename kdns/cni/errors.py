@@ -34,11 +34,10 @@ class CniError(Exception):
         self.details = details
 
     def to_json(self, cni_version: str) -> dict[str, Any]:
-        # The reference plugins omit cniVersion; the spec wants it, so it is always present here.
-        out: dict[str, Any] = {"cniVersion": cni_version, "code": self.code, "msg": self.msg}
-        if self.details:
-            out["details"] = self.details
-        return out
+        # The reference plugins omit cniVersion (and empty details); the spec's error shape has
+        # all four keys, so they are always present here.
+        return {"cniVersion": cni_version, "code": self.code, "msg": self.msg,
+                "details": self.details}
 
     def __str__(self) -> str:
         return f"{self.msg}: {self.details}" if self.details else self.msg

@@ -20,7 +20,13 @@ from typing import Any
 from kdns.cni import runtime, version
 from kdns.cni.delegate import find_plugin
 from kdns.cni.env import parse_cni_args
-from kdns.cni.errors import INCOMPATIBLE_VERSION, INVALID_CONFIG, CniError
+from kdns.cni.errors import (
+    INCOMPATIBLE_VERSION,
+    INVALID_CONFIG,
+    IO_FAILURE,
+    PLUGIN_FAILURE,
+    CniError,
+)
 
 DEFAULT_CNI_PATH = "/opt/cni/bin:/usr/lib/cni"
 
@@ -192,12 +198,15 @@ def main(argv: list[str]) -> int:
             case "version":
                 print(json.dumps(versions(inv)))
     except PluginFailed as e:
-        sys.stdout.write(e.output if e.output.strip() else json.dumps({"msg": str(e)}) + "\n")
+        # The plugin's own error JSON, unchanged; a plugin that printed nothing gets one.
+        fallback = CniError(PLUGIN_FAILURE, str(e), "the plugin printed no error JSON")
+        sys.stdout.write(e.output if e.output.strip() else
+                         json.dumps(fallback.to_json(version.LATEST)) + "\n")
         return 1
     except CniError as e:
         print(json.dumps(e.to_json(version.LATEST)))
         return 1
     except (OSError, subprocess.TimeoutExpired) as e:
-        print(json.dumps({"cniVersion": version.LATEST, "code": 5, "msg": str(e)}))
+        print(json.dumps(CniError(IO_FAILURE, "I/O failure", str(e)).to_json(version.LATEST)))
         return 1
     return 0

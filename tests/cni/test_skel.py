@@ -52,6 +52,7 @@ def test_error_json(binary: str, stdin: bytes, env: dict[str, str], code: int,
     assert rc == 1 and "Traceback" not in err
     assert out["code"] == code and needle in json.dumps(out), out
     assert out["cniVersion"] in version.SUPPORTED_VERSIONS
+    assert set(out) == {"cniVersion", "code", "msg", "details"}
 
 
 @pytest.mark.parametrize("conf,code,needle", [
