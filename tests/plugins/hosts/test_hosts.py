@@ -149,3 +149,41 @@ def test_default_reload_interval_picks_up_a_change(tmp_path: Path) -> None:
         (tmp_path / "hosts").write_text("10.0.0.5 a.example.org\n")
         took = _wait_for(k, "a.example.org", ["10.0.0.5"], timeout=8.0)
         assert took < 6.5  # re-read every 5 s by default
+
+
+def test_metrics_exported_through_prometheus(tmp_path: Path) -> None:
+    import urllib.request
+
+    from tests.kdnsproc import free_port
+
+    (tmp_path / "hosts").write_text("10.0.0.1 a.example.org b.example.org\n::1 a.example.org\n")
+    mport = free_port()
+    corefile = ("example.org:{port} {\n    prometheus 127.0.0.1:MPORT\n    hosts hosts {\n"
+                "        10.0.0.9 in.example.org\n        reload 200ms\n    }\n}\n"
+                ).replace("MPORT", str(mport))
+    hostsfile = tmp_path / "hosts"
+
+    def scrape() -> dict[str, float]:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=2).read()
+        out = {}
+        for line in body.decode().splitlines():
+            if line.startswith("coredns_hosts_") or line.startswith("coredns_dns_responses"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    with run_kdns(corefile, workdir=tmp_path) as k:
+        assert k.query("a.example.org", "A").rcode() == 0
+        m = scrape()
+        label = f'{{hostsfile="{hostsfile}"}}'
+        # forward: a(A), b(A), a(AAAA), in(A) = 4; reverse: 10.0.0.1 -> a, b; ::1 -> a;
+        # 10.0.0.9 -> in = 4
+        assert m[f"coredns_hosts_entries{label}"] == 8
+        assert m[f"coredns_hosts_reload_timestamp_seconds{label}"] == pytest.approx(
+            hostsfile.stat().st_mtime, abs=1e-3)
+        assert any('plugin="hosts"' in key and 'rcode="NOERROR"' in key for key in m)
+        hostsfile.write_text("10.0.0.1 a.example.org\n")
+        deadline = time.monotonic() + 5
+        while scrape().get(f"coredns_hosts_entries{label}") != 4:  # a + in, forward and reverse
+            assert time.monotonic() < deadline, scrape()
+            time.sleep(0.1)
