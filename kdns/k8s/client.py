@@ -18,11 +18,12 @@ from typing import Any, Final, NamedTuple
 import aiohttp
 
 from kdns.k8s import metrics
-from kdns.k8s.config import ApiConfig, TokenFile
+from kdns.k8s.config import ApiConfig, TokenFile, from_kubeconfig
 from kdns.k8s.errors import (
     ApiConnectionError,
     ApiError,
     ApiProtocolError,
+    K8sError,
     WatchStalled,
     api_error,
 )
@@ -32,6 +33,7 @@ from kdns.k8s.watchstream import WatchEvent as WatchEvent  # re-exported
 
 USER_AGENT: Final = "kdns/0.1 (kubernetes)"
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, ssl.SSLError, TimeoutError)
+RELOAD_INTERVAL: Final = 10.0  # seconds between kubeconfig re-resolutions after 401s
 
 
 class ListPage(NamedTuple):
@@ -87,6 +89,8 @@ class ApiClient:
         self.request_timeout = request_timeout
         self._ssl = config.ssl_context()
         self._token_file = TokenFile(config.token_file) if config.token_file else None
+        self._token = config.token
+        self._reloaded_at: float | None = None  # monotonic time of the last kubeconfig reload
         self._limiter = _TokenBucket(qps, burst or max(1, int(qps))) if qps else None
         self._inflight = asyncio.Semaphore(max_inflight) if max_inflight else None
         self._user_agent = user_agent
@@ -115,7 +119,7 @@ class ApiClient:
         return self._session
 
     def _auth_headers(self) -> dict[str, str]:
-        token = self._token_file.read() if self._token_file else self.config.token
+        token = self._token_file.read() if self._token_file else self._token
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     # -- list ------------------------------------------------------------------------------
@@ -277,12 +281,38 @@ class ApiClient:
             if resp.status < 400:
                 return resp
             body = await _read_error_body(resp)
-            if resp.status == 401 and attempt == 0 and self._token_file is not None:
-                # The token may have rotated since it was last read: re-read once and retry.
-                self._token_file.invalidate()
+            if resp.status == 401 and attempt == 0 and await self._refresh_credentials():
                 continue
             raise _status_error(body, http_status=resp.status, reason=resp.reason or "")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _refresh_credentials(self) -> bool:
+        """After a 401: re-read a token file, or re-resolve an exec/auth-provider kubeconfig
+        (at most every RELOAD_INTERVAL). True when the request is worth retrying."""
+        if self._token_file is not None:
+            self._token_file.invalidate()  # it may have rotated since it was last read
+            return True
+        source = self.config.reload_from
+        now = time.monotonic()
+        if source is None or (
+            self._reloaded_at is not None and now - self._reloaded_at < RELOAD_INTERVAL
+        ):
+            return False
+        self._reloaded_at = now
+
+        try:
+            fresh = await from_kubeconfig(*source)
+        except K8sError:
+            return False
+        self._token = fresh.token
+        if (fresh.client_cert_file, fresh.client_key_file) != (
+            self.config.client_cert_file,
+            self.config.client_key_file,
+        ):
+            self.config = fresh
+            self._ssl = fresh.ssl_context()
+            await self.close()  # new connections present the new certificate
+        return True
 
 
 def _selectors(label_selector: str | None, field_selector: str | None) -> dict[str, str]:

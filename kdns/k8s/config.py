@@ -29,6 +29,8 @@ class ApiConfig:
 
     ``token_file`` wins over ``token``; it is re-read when it changes (see ``TokenFile``).
     ``ca_file``/``ca_data`` (PEM) replace the system trust store when given.
+    ``reload_from`` (kubeconfig path, context) is set when the credentials come from an exec
+    plugin or auth provider: the client re-resolves the kubeconfig after a 401.
     """
 
     base_url: str
@@ -39,6 +41,7 @@ class ApiConfig:
     client_cert_file: str | None = None
     client_key_file: str | None = None
     tls_server_name: str | None = None
+    reload_from: tuple[str, str | None] | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)
@@ -161,7 +164,7 @@ async def from_kubeconfig(path: str, context: str | None = None) -> ApiConfig:
     """Resolve a kubeconfig file (and optional context) with kubernetes-asyncio's loader.
 
     Supported: server + CA (file or data), client certificate, token, tokenFile (re-read on
-    rotation), exec plugins (token taken once at load time). Refused with ConfigError:
+    rotation), exec plugins and auth providers (re-run after a 401). Refused with ConfigError:
     insecure-skip-tls-verify (verification is always on), proxy-url, username/password.
     """
     _require_file(path)
@@ -178,10 +181,12 @@ async def from_kubeconfig(path: str, context: str | None = None) -> ApiConfig:
         )
     except Exception as exc:  # the loader raises many unrelated types for bad files
         raise ConfigError(f"cannot load kubeconfig {path}: {exc}") from None
-    return _kubeconfig_to_api_config(path, cfg, loader)
+    return _kubeconfig_to_api_config(path, context, cfg, loader)
 
 
-def _kubeconfig_to_api_config(path: str, cfg: Any, loader: Any) -> ApiConfig:
+def _kubeconfig_to_api_config(
+    path: str, context: str | None, cfg: Any, loader: Any
+) -> ApiConfig:
     if not getattr(cfg, "verify_ssl", True):
         raise ConfigError(
             f"kubeconfig {path}: insecure-skip-tls-verify is not supported, "
@@ -194,10 +199,12 @@ def _kubeconfig_to_api_config(path: str, cfg: Any, loader: Any) -> ApiConfig:
         raise ConfigError(f"kubeconfig {path}: username/password auth is not supported")
     token = auth.removeprefix("Bearer ").strip() or None
     token_file = None
+    dynamic = False  # exec plugin or auth provider: credentials that expire
     user = getattr(loader, "_user", None)
     try:
         if user is not None and "tokenFile" in user and "token" not in user:
             token_file = os.path.join(os.path.dirname(os.path.abspath(path)), user["tokenFile"])
+        dynamic = user is not None and ("exec" in user or "auth-provider" in user)
     except (TypeError, KeyError):  # an unusual user entry: keep the token read at load time
         token_file = None
     return ApiConfig(
@@ -208,6 +215,7 @@ def _kubeconfig_to_api_config(path: str, cfg: Any, loader: Any) -> ApiConfig:
         client_cert_file=cfg.cert_file or None,
         client_key_file=cfg.key_file or None,
         tls_server_name=getattr(cfg, "tls_server_name", None) or None,
+        reload_from=(path, context) if dynamic else None,
     )
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from kdns.k8s.client import ApiClient
 from kdns.k8s.config import ApiConfig, TokenFile, from_endpoint, from_kubeconfig, in_cluster, load
-from kdns.k8s.errors import ConfigError
+from kdns.k8s.errors import ApiError, ConfigError
 from kdns.k8s.resources import SERVICES
 from tests.fakeapi.app import FakeApi
 from tests.fakeapi.tls import TlsBundle, make_tls_bundle
@@ -166,3 +166,40 @@ async def test_load_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(ConfigError, match="not running in a cluster"):
         await load()
+
+
+async def test_exec_plugin_credentials_are_refreshed_after_401(tmp_path: Path,
+                                                               tls: TlsBundle) -> None:
+    """An exec plugin's token expires; the client re-runs the plugin after a 401."""
+    current = tmp_path / "current-token"
+    current.write_text("exec-1")
+    plugin = tmp_path / "cred.py"
+    plugin.write_text(
+        "import json, sys\n"
+        "token = open(sys.argv[1]).read().strip()\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1',\n"
+        "                  'kind': 'ExecCredential', 'status': {'token': token}}))\n")
+    kc = tmp_path / "kubeconfig"
+    async with FakeApi(tls=tls, tokens={"exec-1"}) as api:
+        kc.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "k", "cluster": {"server": api.url,
+                                                   "certificate-authority": str(tls.ca_cert)}}],
+            "users": [{"name": "u", "user": {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1", "command": sys.executable,
+                "args": [str(plugin), str(current)], "interactiveMode": "Never"}}}],
+            "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}]}))
+        cfg = await from_kubeconfig(str(kc))
+        assert cfg.token == "exec-1" and cfg.reload_from == (str(kc), None)
+        async with ApiClient(cfg) as client:
+            await client.list(SERVICES.path)
+            current.write_text("exec-2")  # the old token expires, the plugin now issues a new one
+            api.tokens = {"exec-2"}
+            await client.list(SERVICES.path)
+            api.tokens = {"exec-3"}  # a second 401 within RELOAD_INTERVAL is not retried
+            current.write_text("exec-3")
+            with pytest.raises(ApiError) as err:
+                await client.list(SERVICES.path)
+            assert err.value.status == 401
+    assert [r.authorization for r in api.requests] == [
+        "Bearer exec-1", "Bearer exec-1", "Bearer exec-2", "Bearer exec-2"]
