@@ -66,7 +66,9 @@ class QueryProcessor:
             return None
         out, e = hit
         do = len(wire) > 12 and wire[-11] == 0 and (wire[-4] & 0x80) != 0 and wire[11] == 1
-        self.stats.record(self.server, e.zone, proto, "2" if ":" in client[0] else "1",
+        host = client[0]  # raw from UDP: IPv4 clients appear as ::ffff:a.b.c.d on a dual socket
+        family = "2" if ":" in host and not host.startswith("::ffff:") else "1"
+        self.stats.record(self.server, e.zone, proto, family,
                           type_label(e.qtype), rcode_label(e.rcode), e.plugin, len(wire),
                           len(out), time.monotonic() - start, do)
         return out
