@@ -26,6 +26,12 @@ example.net.:{{port}} {{
     prometheus 127.0.0.1:{mport2}
     whoami
 }}
+hosts.:{{port}} {{
+    prometheus 127.0.0.1:{mport}
+    hosts {{
+        10.0.0.1 www.hosts.
+    }}
+}}
 """
     with run_kdns(corefile) as k:
         yield k, mport, mport2
@@ -76,6 +82,19 @@ def test_requests_counted_with_coredns_labels(setup: tuple[KdnsProcess, int, int
                  view="") == 1
 
 
+def test_replayed_answers_are_counted(setup: tuple[KdnsProcess, int, int]) -> None:
+    """hosts answers are served from the wire fast path after the first: all must count."""
+    k, mport, _ = setup
+    for _ in range(6):
+        assert k.query("www.hosts.", "A").answer
+    _, text = scrape(mport)
+    server = f"dns://:{k.port}"
+    assert value(text, "coredns_dns_requests_total", server=server, zone="hosts.", view="",
+                 proto="udp", family="1", type="A") == 6
+    assert value(text, "coredns_dns_responses_total", server=server, zone="hosts.", view="",
+                 rcode="NOERROR", plugin="hosts") == 6
+
+
 def test_bucket_lists_are_coredns_exact(setup: tuple[KdnsProcess, int, int]) -> None:
     k, mport, _ = setup
     k.query("bucket.example.org.", "A")
@@ -110,7 +129,7 @@ def test_no_created_series_and_core_families(setup: tuple[KdnsProcess, int, int]
     enabled = {(s.labels["zone"], s.labels["name"])
                for s in samples(text, "coredns_plugin_enabled")}
     assert enabled == {(".", "prometheus"), (".", "whoami"), ("example.net.", "prometheus"),
-                       ("example.net.", "whoami")}
+                       ("example.net.", "whoami"), ("hosts.", "prometheus"), ("hosts.", "hosts")}
 
 
 def test_every_address_exposes_every_metric(setup: tuple[KdnsProcess, int, int]) -> None:
