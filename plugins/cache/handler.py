@@ -6,7 +6,7 @@ Rules:
    positive answer (reliability.md §5).
 2. Only whole responses to exactly the asked question are stored; anything else is a drop.
 3. Every RR of a reply carries the entry's remaining TTL (origTTL - floor(elapsed)); stale
-   answers carry TTL 0, as CoreDNS (not RFC 8767's 30 s).
+   answers carry TTL 0, as CoreDNS (not RFC 8767's 30 s). Cached SERVFAILs are never stale-served.
 4. At most one background refresh runs per entry; after a failed stale refresh the next one
    waits STALE_RECHECK seconds (RFC 8767 §4 failure recheck).
 5. ``lookup_wire`` answers a plain query from bytes alone (for the server's fast path); it
@@ -95,7 +95,10 @@ class Cache(Plugin):
 
     def _usable(self, e: Entry, now: float) -> bool:
         ttl = e.ttl(now)
-        return ttl > 0 or (self.cfg.stale_up_to > 0 and -ttl < self.cfg.stale_up_to)
+        if ttl > 0:
+            return True
+        # A SERVFAIL is never served stale: it is not data, and the refresh may now succeed.
+        return self.cfg.stale_up_to > 0 and -ttl < self.cfg.stale_up_to and not e.servfail
 
     def _reply(self, req: Request, entry: Entry, ttl: int, name_wire: bytes,
                aa: bool = True) -> dns.message.Message:
