@@ -69,7 +69,7 @@ def add(inv: Invocation) -> dict[str, Any]:
         stdin = runtime.request_config(inv.net, plugin, inv.cap_args, prev)
         try:
             prev = json.loads(_exec(inv, plugin, "ADD", stdin))
-        except (PluginFailed, ValueError):
+        except (PluginFailed, CniError, ValueError, OSError, subprocess.TimeoutExpired):
             # Like containerd: undo what the chain did so far, then report the failure.
             _del_chain(inv, inv.net.plugins[:i + 1], prev, quiet=True)
             raise
@@ -92,13 +92,17 @@ def _cached_result(inv: Invocation) -> dict[str, Any] | None:
 
 def _del_chain(inv: Invocation, plugins: tuple[dict[str, Any], ...],
                prev: dict[str, Any] | None, quiet: bool = False) -> None:
+    """Every plugin gets its DEL even when an earlier one failed; the first failure is
+    raised at the end (unless quiet: a failed ADD is being undone)."""
+    first: Exception | None = None
     for plugin in reversed(plugins):
         stdin = runtime.request_config(inv.net, plugin, inv.cap_args, prev)
         try:
             _exec(inv, plugin, "DEL", stdin)
-        except PluginFailed:
-            if not quiet:
-                raise
+        except (PluginFailed, CniError, OSError, subprocess.TimeoutExpired) as e:
+            first = first or e
+    if first is not None and not quiet:
+        raise first
 
 
 def delete(inv: Invocation) -> None:

@@ -74,3 +74,22 @@ def test_run_reports_errors_as_json(netns: Namespaces, cni_path: str, tmp_path: 
     assert rc == 1 and "no cached result" in out["msg"]
     rc, out = run(node, env, "gc", "a")
     assert rc == 1 and out["code"] == 1
+
+
+def test_a_failing_plugin_later_in_the_chain_undoes_the_earlier_ones(
+        netns: Namespaces, cni_path: str, tmp_path: Path) -> None:
+    node, pod = netns.add("node"), netns.add("p")
+    conf = tmp_path / "chain.conflist"
+    conf.write_text(json.dumps({"cniVersion": "1.0.0", "name": "chain", "plugins": [
+        {"type": "kdns-cni", "bridge": "kcnich0", "isGateway": True, "ipMasq": True,
+         "stateDir": str(tmp_path / "state"),
+         "ipam": {"type": "kdns-ipam", "dataDir": str(tmp_path / "ipam"),
+                  "subnet": "10.236.0.0/24"}},
+        {"type": "kcni-missing-plugin"}]}))
+    env = {"CNI_PATH": cni_path, "CNI_CACHE_DIR": str(tmp_path / "cache")}
+    rc, out = run(node, env, "add", str(conf), pod, cid="x1")
+    assert rc == 1 and "kcni-missing-plugin" in out["msg"], out
+    assert "eth0" not in sh("ip", "-n", pod, "link").stdout
+    assert sorted(os.listdir(tmp_path / "ipam" / "chain")) == ["last_reserved_ip.0", "lock"]
+    assert nft_elements(node) == []
+    assert not (tmp_path / "cache" / "results").exists()
