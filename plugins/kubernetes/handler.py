@@ -19,6 +19,7 @@ from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request
 
 from . import manifests
+from .cache import AnswerCache
 from .local import local_ips
 from .lookup import Outcome, Resolver, Result
 from .metrics import programming_latency_observer
@@ -43,12 +44,22 @@ class Kubernetes(Plugin):
         self.cfg = cfg
         self.store = Store(need_slices=not cfg.noendpoints, need_pods=cfg.pods == "verified")
         self.resolver = Resolver(cfg, self.store)
+        self.answers = AnswerCache(self.store)
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Any = None
 
     # -- queries ----------------------------------------------------------------------------
+    def answer(self, qname: dns.name.Name, qtype: int) -> Result:
+        """The Result for ``qname`` (as spelled) and ``qtype``, from the cache when valid."""
+        key = (qname.to_text(), qtype)
+        res = self.answers.get(key)
+        if res is None:
+            res = self.resolver.resolve(qname, qtype)
+            self.answers.put(key, res)
+        return res
+
     async def serve(self, req: Request) -> dns.message.Message:
-        res = self.resolver.resolve(req.name, req.qtype)
+        res = self.answer(req.name, req.qtype)
         if res.outcome is Outcome.NEXT:
             return await self.next.serve(req)
         if res.outcome is Outcome.REFUSED:

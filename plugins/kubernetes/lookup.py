@@ -13,6 +13,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 import dns.exception
@@ -62,6 +63,10 @@ class Result:
     # An ExternalName target outside the queried zone: the server must resolve it (same
     # qtype) and append that reply's answer section after ours (k8s-dns.md 4.6).
     chase: dns.name.Name | None = None
+    # What the answer was derived from ("svc:ns/name", "ns:name", "ip:addr", "pod:*"): an
+    # answer cache drops the entry when a Store Change carries one of these tags.
+    tags: frozenset[str] = frozenset()
+    serial: int = 0  # the SOA serial the answer was built with
 
     @property
     def cacheable(self) -> bool:
@@ -92,7 +97,7 @@ class _Query:
     zone: str  # matched plugin zone, lower-case
     zone_name: dns.name.Name  # the same zone spelled as in the query
     chase: dns.name.Name | None = None
-    rrs: list[tuple[dns.name.Name, int, dns.rdata.Rdata]] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)  # store objects this answer depends on
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,7 @@ class Resolver:
         self.store = store
         self.local_ips = tuple(local_ips)
         self._zones = sorted(cfg.zones, key=len, reverse=True)
+        self._zone_labels = {z: len(dns.name.from_text(z).labels) for z in cfg.zones}
         self._primary = dns.name.from_text(cfg.primary_zone)
 
     # -- entry point ------------------------------------------------------------------------
@@ -150,21 +156,24 @@ class Resolver:
             return NEXT
         if qtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             return REFUSED
-        nzone = len(dns.name.from_text(zone).labels)
+        nzone = self._zone_labels[zone]
         q = _Query(zone, dns.name.Name(qname.labels[len(qname.labels) - nzone:]))
         answer, additional = self._dispatch(qname, lower, qtype, q)
+        tags = frozenset(q.tags)
+        serial = self.store.serial
         if answer is None:
-            return self._name_error(lower, q)
+            return self._name_error(lower, q, tags)
         if not answer:
-            return Result(Outcome.REPLY, authority=(self._soa(q),))
+            return Result(Outcome.REPLY, authority=(self._soa(q),), tags=tags, serial=serial)
         return Result(Outcome.REPLY, answer=_rrsets(answer), additional=_rrsets(additional),
-                      chase=q.chase)
+                      chase=q.chase, tags=tags, serial=serial)
 
-    def _name_error(self, lower: str, q: _Query) -> Result:
+    def _name_error(self, lower: str, q: _Query, tags: frozenset[str]) -> Result:
         if self.cfg.falls_through(lower):
-            return NEXT
+            return Result(Outcome.NEXT, tags=tags)
         rcode = dns.rcode.NXDOMAIN if self.store.synced else dns.rcode.SERVFAIL
-        return Result(Outcome.REPLY, rcode, authority=(self._soa(q),))
+        return Result(Outcome.REPLY, rcode, authority=(self._soa(q),), tags=tags,
+                      serial=self.store.serial)
 
     def _dispatch(self, qname: dns.name.Name, lower: str, qtype: int,
                   q: _Query) -> tuple[Records | None, Records]:
@@ -222,11 +231,13 @@ class Resolver:
             return []
         if r is None or not isinstance(r, _Parsed) or is_reverse(lower):
             return None
+        q.tags.add("ns:" + r.namespace)
         if not self._exposed(r.namespace):
             return None
         if r.kind == "pod":
+            q.tags.add("pod:*")
             return self._pods(r)
-        return self._find_services(r)
+        return self._find_services(r, q)
 
     def _exposed(self, ns: str) -> bool:
         return self.cfg.namespace_allowed(ns) and self.store.has_namespace(ns)
@@ -235,16 +246,17 @@ class Resolver:
         """CoreDNS Kubernetes.Services(): Records() plus the ns.dns name; SRV drops CNAMEs."""
         if lower == "ns.dns." + q.zone:
             fam = _FAMILY.get(qtype)
-            return [Entry(ip, 0, "", f) for _, ip in self._ns_addrs()
+            return [Entry(ip, 0, "", f) for _, ip in self._ns_addrs(q)
                     if (f := ip_family(ip)) == fam]
         entries = self._records(lower, q)
         if qtype == dns.rdatatype.SRV and entries:
             entries = [e for e in entries if e.family]
         return entries
 
-    def _find_services(self, r: _Parsed) -> list[Entry] | None:
+    def _find_services(self, r: _Parsed, q: _Query) -> list[Entry] | None:
         if not r.service:
             return []
+        q.tags.add(f"svc:{r.namespace}/{r.service}")
         svc = self.store.service(r.namespace, r.service)
         if svc is None:
             return None
@@ -416,6 +428,7 @@ class Resolver:
         ip = ip_from_reverse(lower)
         if ip is None:
             return None if self._records(lower, q) is None else []
+        q.tags.add("ip:" + ip)
         targets = self._reverse(ip)
         if not targets:
             return None
@@ -451,12 +464,15 @@ class Resolver:
         rrset.add(self._soa_rdata(q), min(self.cfg.ttl, 300))
         return rrset
 
-    def _ns_addrs(self) -> list[tuple[str, str]]:
+    def _ns_addrs(self, q: _Query) -> list[tuple[str, str]]:
         """(name relative to the zone, IP) of this DNS server (CoreDNS nsAddrs)."""
         out: list[tuple[str, str]] = []
         store = self.store
         for lip in self.local_ips:
+            q.tags.add("ip:" + lip)
             for sl in store.slices_with_ip(lip):
+                if sl.service:
+                    q.tags.add(f"svc:{sl.namespace}/{sl.service}")
                 svc = store.service(sl.namespace, sl.service) if sl.service else None
                 if svc is None or svc.kind == EXTERNAL_NAME:
                     continue
@@ -475,7 +491,7 @@ class Resolver:
         out: Records = []
         extra: Records = []
         seen: set[str] = set()
-        for rel, ip in self._ns_addrs():
+        for rel, ip in self._ns_addrs(q):
             fam = ip_family(ip)
             if not fam:
                 continue
@@ -495,6 +511,7 @@ def _target_name(text: str) -> dns.name.Name | None:
         return None
 
 
+@lru_cache(maxsize=1 << 16)  # rdata are immutable; building one re-parses the address
 def _address(qtype: int, ip: str) -> dns.rdata.Rdata:
     if qtype == A:
         return dns.rdtypes.IN.A.A(IN, A, ip_text(ip))

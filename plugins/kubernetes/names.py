@@ -4,6 +4,7 @@ endpoint names (dashed IPs) and pod labels to IPs, exactly as CoreDNS spells the
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Final
 
 REVERSE_SUFFIXES: Final = ("in-addr.arpa.", "ip6.arpa.")
@@ -103,6 +104,7 @@ def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+@lru_cache(maxsize=1 << 16)  # called per entry per query: parsing is the costly part
 def ip_family(text: str) -> int:
     """4 or 6 for an IP literal (IPv4-mapped IPv6 counts as 4, as Go's To4 does), 0 if none."""
     ip = parse_ip(text)

@@ -32,6 +32,15 @@ class Change:
     pod_ips: frozenset[str] = frozenset()
     everything: bool = False
 
+    def tags(self) -> frozenset[str]:
+        """The Result.tags this change invalidates (see lookup.Result)."""
+        out = {"svc:" + k for k in self.services}
+        out |= {"ip:" + ip for ip in self.ips}
+        out |= {"ns:" + n for n in self.namespaces}
+        if self.pod_ips:
+            out.add("pod:*")
+        return frozenset(out)
+
 
 Listener = Callable[[Change], None]
 SliceObserver = Callable[[Slice, "Store"], None]
