@@ -25,11 +25,15 @@ class Whoami(Plugin):
             addr = dns.rrset.from_text(owner, 0, "IN", "AAAA", ip)
         else:
             addr = dns.rrset.from_text(owner, 0, "IN", "A", ip)
+        r.additional = [addr]
         label = b"_" + req.proto.encode()
-        srv_owner = dns.name.Name((label, *owner.labels))
+        try:
+            srv_owner = dns.name.Name((label, *owner.labels))
+        except dns.name.NameTooLong:  # a qname near 255 octets has no room for "_udp."
+            return r
         srv = dns.rrset.RRset(srv_owner, dns.rdataclass.IN, dns.rdatatype.SRV)
         srv.update_ttl(0)
         srv.add(dns.rdtypes.IN.SRV.SRV(dns.rdataclass.IN, dns.rdatatype.SRV, 0, 0, port,
                                        dns.name.root))
-        r.additional = [addr, srv]
+        r.additional.append(srv)
         return r

@@ -33,6 +33,9 @@ example.org:{port} 10.in-addr.arpa:{port} {
         reload 0
     }
 }
+whoami.test:{port} {
+    whoami
+}
 """
 
 HOSTS = "10.0.0.1 www.example.org\n" + "".join(f"{a} big.example.org\n" for a in BIG) + "".join(
@@ -333,6 +336,21 @@ def test_tcp_query_split_across_writes(kdns: KdnsProcess) -> None:
 
 
 SendFn = Callable[[int, bytes], bytes | None]
+
+
+# 255 octets on the wire: the longest valid name; "_udp." in front of it would not fit.
+LONGEST = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 49, "whoami", "test"])
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_longest_name(kdns: KdnsProcess, tcp: bool) -> None:
+    assert len(dns.name.from_text(LONGEST).to_wire()) == 255
+    r = kdns.query(LONGEST, "A", tcp=tcp)
+    assert r.rcode() == dns.rcode.NOERROR
+    assert [rr.rdtype for rr in r.additional] == [dns.rdatatype.A]  # the SRV cannot be named
+    assert "panic" not in kdns.output
+    assert kdns.query("x." + LONGEST[64:], "A", tcp=tcp).rcode() == dns.rcode.NOERROR
+    assert len(kdns.query("x." + LONGEST[64:], "A", tcp=tcp).additional) == 2
 
 
 def test_random_garbage_never_kills_the_server(kdns: KdnsProcess) -> None:
