@@ -94,8 +94,10 @@ def _objects(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 def parse_address(value: object) -> IPAddress:
+    if not isinstance(value, str):  # ip_address() would take 5 as 0.0.0.5
+        raise _bad("IP address", value)
     try:
-        return ipaddress.ip_address(value)  # type: ignore[arg-type]
+        return ipaddress.ip_address(value)
     except ValueError:
         raise _bad("IP address", value) from None
 
