@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,6 +237,27 @@ def test_del_after_the_namespace_is_gone_still_cleans_up(world: World, netns_val
     assert all(not f.startswith("10.250.0.2") for f in world.ipam_files())
     assert host_veth_name("c1", "eth0") not in sh("ip", "-n", world.node, "link").stdout
     assert ping(keep, "10.250.0.1")
+
+
+def test_proc_pid_namespace_paths_work(world: World) -> None:
+    # Runtimes often pass /proc/<pid>/ns/net instead of a bind mount under /run/netns.
+    pod = world.ns.add("p1")
+    sleeper = subprocess.Popen(["ip", "netns", "exec", pod, "sleep", "60"])
+    try:
+        path = f"/proc/{sleeper.pid}/ns/net"
+        deadline = time.monotonic() + 5
+        while os.readlink(path) == os.readlink("/proc/self/ns/net"):  # until exec'd in pod
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        out = world.add("", "c1", netns=path)
+        assert out["interfaces"][2]["sandbox"] == path
+        assert ping(pod, "10.250.0.1")
+        assert world.call("CHECK", cid="c1", netns=path, conf=world.with_prev(out)).rc == 0
+        assert world.call("DEL", cid="c1", netns=path).rc == 0
+        assert "eth0" not in sh("ip", "-n", pod, "link").stdout
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_add_into_a_missing_namespace_fails_without_creating_it(world: World) -> None:
