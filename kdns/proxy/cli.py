@@ -226,15 +226,24 @@ def _leaf(exc: BaseException) -> BaseException:
 
 async def _main(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
-    current = asyncio.current_task()
-    assert current is not None
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, current.cancel)
-    try:
-        return await (_cleanup(args) if args.cleanup else _run(args))
-    except asyncio.CancelledError:
-        log.info("stopping (rules stay in place until --cleanup)")
-        return 0
+        loop.add_signal_handler(sig, stop.set)
+    work = asyncio.create_task(_cleanup(args) if args.cleanup else _run(args))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if work.done():
+        stopping.cancel()
+        return work.result()
+    log.info("stopping (rules stay in place until --cleanup)")
+    # Cancel until it sticks: a cancellation that lands inside a library's own timeout
+    # handling (seen in aiohttp's server start-up) can be swallowed.
+    while not work.done():
+        work.cancel()
+        await asyncio.wait({work}, timeout=1.0)
+    if not work.cancelled() and work.exception() is not None:
+        log.error("error while stopping: %s", work.exception())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

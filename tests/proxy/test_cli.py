@@ -133,12 +133,14 @@ def test_daemon_follows_api_changes(topo: Topology, api: FakeApiInNode, table: s
     )
     try:
         assert proc.stdout is not None
-        ports = {}
-        for _ in range(2):
-            line = proc.stdout.readline()
-            m = re.search(r"(healthz|metrics) listening on 127.0.0.1:(\d+)", line)
-            assert m, line
-            ports[m.group(1)] = int(m.group(2))
+        ports: dict[str, int] = {}
+        seen = []
+        while len(ports) < 2 and len(seen) < 20:
+            seen.append(proc.stdout.readline())
+            m = re.search(r"(healthz|metrics) listening on 127.0.0.1:(\d+)", seen[-1])
+            if m:
+                ports[m.group(1)] = int(m.group(2))
+        assert len(ports) == 2, seen
         healthz = f"http://127.0.0.1:{ports['healthz']}/healthz"
         wait_for(lambda: has_table(topo, table), 10, "the first sync")
         status, body = topo.http("node", healthz)
@@ -170,3 +172,28 @@ def test_daemon_follows_api_changes(topo: Topology, api: FakeApiInNode, table: s
         rc = proc.wait(10)
     assert rc == 0
     assert has_table(topo, table)  # rules outlive the process (restarts keep traffic flowing)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("lines_before_term", [1, 2])
+def test_sigterm_during_start_up_exits_promptly(
+    topo: Topology, api: FakeApiInNode, table: str, lines_before_term: int
+) -> None:
+    # Regression: a cancellation landing in aiohttp's server start-up used to be swallowed,
+    # leaving the daemon running after SIGTERM.
+    api.call("put_many", objs=[web_service(), web_slice("a")])
+    proc = subprocess.Popen(
+        [*topo.exec_prefix(), sys.executable, "-m", "kdns.proxy.cli", *common(api, table),
+         "--healthz-bind-address", "127.0.0.1:0", "--metrics-bind-address", "127.0.0.1:0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    for _ in range(lines_before_term):
+        proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(8) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
