@@ -196,7 +196,9 @@ def reduce_service(raw: dict[str, Any]) -> Service:
         cluster_ips=cluster_ips,
         external_name=j.string(spec.get("externalName"), "spec.externalName"),
         ports=ports,
-        session_affinity=j.interned(spec.get("sessionAffinity"), "spec.sessionAffinity", "None"),
+        session_affinity=j.interned(
+            spec.get("sessionAffinity"), "spec.sessionAffinity", default="None"
+        ),
         session_affinity_timeout=j.integer(
             client_ip.get("timeoutSeconds"), "spec.sessionAffinityConfig.clientIP.timeoutSeconds"
         ),
@@ -220,7 +222,7 @@ def reduce_service(raw: dict[str, Any]) -> Service:
             spec.get("loadBalancerSourceRanges"), "spec.loadBalancerSourceRanges"
         ),
         health_check_node_port=j.integer(
-            spec.get("healthCheckNodePort"), "spec.healthCheckNodePort", 0, _PORT_MAX
+            spec.get("healthCheckNodePort"), "spec.healthCheckNodePort", lo=0, hi=_PORT_MAX
         )
         or None,
     )
@@ -228,19 +230,19 @@ def reduce_service(raw: dict[str, Any]) -> Service:
 
 def _service_port(raw: Any, where: str) -> ServicePort:
     p = j.obj(raw, where)
-    port = j.integer(p.get("port"), f"{where}.port", 0, _PORT_MAX)
+    port = j.integer(p.get("port"), where, ".port", lo=0, hi=_PORT_MAX)
     if port is None:
         raise MalformedObject(f"{where}.port: missing")
     target = p.get("targetPort")
     if (target is not None and not isinstance(target, (int, str))) or isinstance(target, bool):
         raise MalformedObject(f"{where}.targetPort: expected an integer or a name")
     return ServicePort(
-        name=j.interned(p.get("name"), f"{where}.name"),
-        protocol=j.interned(p.get("protocol"), f"{where}.protocol"),
+        name=j.interned(p.get("name"), where, ".name"),
+        protocol=j.interned(p.get("protocol"), where, ".protocol"),
         port=port,
         target_port=target,
-        node_port=j.integer(p.get("nodePort"), f"{where}.nodePort", 0, _PORT_MAX) or None,
-        app_protocol=j.opt_interned(p.get("appProtocol"), f"{where}.appProtocol"),
+        node_port=j.integer(p.get("nodePort"), where, ".nodePort", lo=0, hi=_PORT_MAX) or None,
+        app_protocol=j.opt_interned(p.get("appProtocol"), where, ".appProtocol"),
     )
 
 
@@ -271,37 +273,37 @@ def reduce_endpointslice(raw: dict[str, Any]) -> EndpointSlice:
 def _endpoint_port(raw: Any, where: str) -> EndpointPort:
     p = j.obj(raw, where)
     return EndpointPort(
-        name=j.interned(p.get("name"), f"{where}.name"),
-        protocol=j.interned(p.get("protocol"), f"{where}.protocol"),
-        port=j.integer(p.get("port"), f"{where}.port", 0, _PORT_MAX),
-        app_protocol=j.opt_interned(p.get("appProtocol"), f"{where}.appProtocol"),
+        name=j.interned(p.get("name"), where, ".name"),
+        protocol=j.interned(p.get("protocol"), where, ".protocol"),
+        port=j.integer(p.get("port"), where, ".port", lo=0, hi=_PORT_MAX),
+        app_protocol=j.opt_interned(p.get("appProtocol"), where, ".appProtocol"),
     )
 
 
 def _endpoint(raw: Any, where: str) -> Endpoint:
     e = j.obj(raw, where)
-    cond = j.obj(e.get("conditions"), f"{where}.conditions")
-    ready = j.boolean(cond.get("ready"), f"{where}.conditions.ready")
+    cond = j.obj(e.get("conditions"), where, ".conditions")
+    ready = j.boolean(cond.get("ready"), where, ".conditions.ready")
     ready = True if ready is None else ready
-    serving = j.boolean(cond.get("serving"), f"{where}.conditions.serving")
-    terminating = j.boolean(cond.get("terminating"), f"{where}.conditions.terminating")
-    ref = j.obj(e.get("targetRef"), f"{where}.targetRef")
-    hints = j.obj(e.get("hints"), f"{where}.hints")
+    serving = j.boolean(cond.get("serving"), where, ".conditions.serving")
+    terminating = j.boolean(cond.get("terminating"), where, ".conditions.terminating")
+    ref = j.obj(e.get("targetRef"), where, ".targetRef")
+    hints = j.obj(e.get("hints"), where, ".hints")
     for_zones = tuple(
         j.interned(j.obj(z, f"{where}.hints.forZones[{i}]").get("name"), "name")
-        for i, z in enumerate(j.array(hints.get("forZones"), f"{where}.hints.forZones"))
+        for i, z in enumerate(j.array(hints.get("forZones"), where, ".hints.forZones"))
     )
     return Endpoint(
-        addresses=j.strings(e.get("addresses"), f"{where}.addresses"),
-        hostname=j.opt_string(e.get("hostname"), f"{where}.hostname"),
-        node_name=j.opt_interned(e.get("nodeName"), f"{where}.nodeName"),
-        zone=j.opt_interned(e.get("zone"), f"{where}.zone"),
+        addresses=j.strings(e.get("addresses"), where, ".addresses"),
+        hostname=j.opt_string(e.get("hostname"), where, ".hostname"),
+        node_name=j.opt_interned(e.get("nodeName"), where, ".nodeName"),
+        zone=j.opt_interned(e.get("zone"), where, ".zone"),
         ready=ready,
         serving=ready if serving is None else serving,
         terminating=bool(terminating),
-        target_kind=j.opt_interned(ref.get("kind"), f"{where}.targetRef.kind"),
-        target_name=j.opt_string(ref.get("name"), f"{where}.targetRef.name"),
-        target_namespace=j.opt_interned(ref.get("namespace"), f"{where}.targetRef.namespace"),
+        target_kind=j.opt_interned(ref.get("kind"), where, ".targetRef.kind"),
+        target_name=j.opt_string(ref.get("name"), where, ".targetRef.name"),
+        target_namespace=j.opt_interned(ref.get("namespace"), where, ".targetRef.namespace"),
         for_zones=for_zones,
     )
 
