@@ -75,6 +75,9 @@ class Topology:
             sh("ip", "-n", node, "link", "add", f"h-{pod}", "type", "veth", "peer", "name",
                "eth0", "netns", pns)
             sh("ip", "-n", node, "link", "set", f"h-{pod}", "master", "kpxbr0", "up")
+            # Hairpin lets a pod reach itself through a ClusterIP (as bridge CNIs configure).
+            sh("ip", "-n", node, "link", "set", f"h-{pod}", "type", "bridge_slave", "hairpin",
+               "on")
             sh("ip", "-n", pns, "addr", "add", f"{pod_v4(pod)}/24", "dev", "eth0")
             sh("ip", "-n", pns, "addr", "add", f"{pod_v6(pod)}/64", "dev", "eth0", "nodad")
             sh("ip", "-n", pns, "link", "set", "eth0", "up")

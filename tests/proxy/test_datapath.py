@@ -203,3 +203,29 @@ async def test_restart_full_sync_cleans_what_a_previous_run_left(
     assert not old_chains & chains
     assert topo.probe("c", "tcp", "10.96.0.12", "80", "--timeout=0.5")[0].startswith("ERR")
     assert backends(topo.probe("c", "tcp", CIP, "80", "--count=20")).keys() == {"a", "b"}
+
+
+async def test_internal_traffic_policy_local(topo: Topology, proxy: Proxy) -> None:
+    here = web(internal_local=True, endpoints=(ep("a"), ep("b", node="n2")))
+    elsewhere = web(name="far", cluster_ips=("10.96.0.11",), internal_local=True,
+                    endpoints=(ep("b", node="n2"),))
+    await proxy.set(here, elsewhere)
+    assert backends(topo.probe("c", "tcp", CIP, "80", "--count=10")) == {"a": 10}
+    far = topo.probe("c", "tcp", "10.96.0.11", "80", "--timeout=0.5")
+    assert far[0].startswith("ERR timeout"), far  # endpoints exist, none here: drop
+
+
+async def test_terminating_endpoints_serve_only_when_none_is_ready(
+    topo: Topology, proxy: Proxy
+) -> None:
+    draining = Endpoint(pod_v4("a"), 8080, "node-a", ready=False, serving=True, terminating=True)
+    gone = Endpoint(pod_v4("b"), 8080, "node-a", ready=False, serving=False, terminating=True)
+    await proxy.set(web(endpoints=(draining, gone)))
+    assert backends(topo.probe("c", "tcp", CIP, "80", "--count=10")) == {"a": 10}
+    await proxy.set(web(endpoints=(draining, ep("b"))))
+    assert backends(topo.probe("c", "tcp", CIP, "80", "--count=10")) == {"b": 10}
+
+
+async def test_hairpin_pod_reaches_itself_masqueraded(topo: Topology, proxy: Proxy) -> None:
+    await proxy.set(web(endpoints=(ep("a"),)))
+    assert topo.probe("a", "tcp", CIP, "80", "--count=3") == [f"a {GW_V4}"] * 3
