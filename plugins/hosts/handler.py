@@ -108,6 +108,11 @@ class Hosts(Plugin):
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
+        outside = [n for line in self.cfg.inline for n in line.names
+                   if in_zones(n, self.origins) is None]
+        if outside:  # CoreDNS ignores them silently; say so once
+            log.warning("inline entries outside the zones %s are ignored: %s",
+                        " ".join(self.origins), " ".join(dict.fromkeys(outside)))
         await self.load()
         HOSTS_ENTRIES.labels(self.cfg.path).set(self.table.entries)
         if self.cfg.reload > 0:

@@ -220,3 +220,14 @@ async def test_pass_on_adds_a_dependency_only_when_the_next_answer_is_reusable(
     req = _req("out.example.net")  # outside the zones: our data can never matter
     await h.serve(req)
     assert req.memo_deps == []
+
+
+async def test_inline_entries_outside_the_zones_are_reported(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    h, _ = _hosts(tmp_path / "missing", "10.0.0.1 a.example.org other.example.net\n"
+                  "10.0.0.2 x.example.com", reload=0.0)
+    with caplog.at_level(logging.WARNING, logger="kdns.plugin.hosts"):
+        await h.start()
+    assert ("inline entries outside the zones example.org. are ignored: other.example.net. "
+            "x.example.com.") in [r.getMessage() for r in caplog.records]
+    assert _answer(await h.serve(_req("a.example.org"))) == ["a.example.org. 10.0.0.1"]
