@@ -156,6 +156,17 @@ EDGES = [
          dns.rcode.REFUSED),
     Edge("outside-every-zone", query("www.example.net"), dns.rcode.REFUSED),
     Edge("outside-root", query("."), dns.rcode.REFUSED),
+    # Unusual but valid: answered normally (options we do not implement are ignored).
+    Edge("edns-cookie", query(use_edns=0, options=[dns.edns.GenericOption(10, b"12345678")]),
+         dns.rcode.NOERROR),
+    Edge("edns-nsid-padding-unknown", query(use_edns=0, options=[
+        dns.edns.GenericOption(3, b""), dns.edns.GenericOption(12, b"\x00" * 20),
+        dns.edns.GenericOption(65001, b"x")]), dns.rcode.NOERROR),
+    Edge("edns-payload-0", query(use_edns=0, payload=0), dns.rcode.NOERROR),
+    Edge("class-any", query(rdclass=dns.rdataclass.ANY), dns.rcode.NOERROR),
+    Edge("qtype-0", query(rdtype=0), dns.rcode.NOERROR),  # hosts: NODATA for the name
+    Edge("qtype-65535", query(rdtype=65535), dns.rcode.NOERROR),
+    Edge("id-0-no-rd", patch(patch(PLAIN, 0, b"\x00\x00"), 2, b"\x00"), dns.rcode.NOERROR),
 ]
 
 
@@ -245,6 +256,7 @@ TC_CASES = [
     ("big.example.org", 65535, True),
     ("medium.example.org", None, True),  # ~690 bytes > 512
     ("medium.example.org", 600, True),
+    ("medium.example.org", 100, True),  # below 512 counts as 512
     ("medium.example.org", 1232, False),
     ("medium.example.org", 4096, False),
     ("www.example.org", None, False),
