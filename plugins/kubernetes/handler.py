@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from typing import Any
 
 import dns.flags
@@ -31,8 +32,6 @@ log = plugin_log("kubernetes")
 
 # The API server filters pods in these phases out; CoreDNS asks for the same.
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
-# Small pages of slices keep each synchronous reduce step short while queries are served.
-SLICE_PAGE_SIZE = 50
 WAIT_LOG_INTERVAL = 0.5
 
 
@@ -103,6 +102,9 @@ class Kubernetes(Plugin):
         cfg = self.cfg
         self.resolver.local_ips = tuple(local_ips())
         self.store.slice_observers.append(programming_latency_observer())
+        # The cluster state is long-lived: keep it out of the cyclic GC's full collections,
+        # which would otherwise rescan it (and stall queries) while a relist allocates.
+        self.store.after_replace.append(gc.freeze)
         if cfg.extra_endpoints:
             log.warning("Multiple endpoints have been deprecated, only the first specified "
                         "endpoint '%s' is used", cfg.endpoint)
@@ -149,8 +151,7 @@ class Kubernetes(Plugin):
         ]
         if not cfg.noendpoints:
             reflectors.append(Reflector(client, ENDPOINTSLICES, slice_from_raw,
-                                        store.slice_sink, label_selector=labels,
-                                        page_size=SLICE_PAGE_SIZE, log=log))
+                                        store.slice_sink, label_selector=labels, log=log))
         if cfg.pods == "verified":
             reflectors.append(Reflector(client, PODS, pod_from_raw, store.pod_sink,
                                         label_selector=labels,

@@ -4,13 +4,16 @@ Only what DNS needs is kept (CoreDNS plugin/kubernetes/object/*.go): not-ready e
 dropped at reduction time, every address becomes one ``Addr``, and a missing port list becomes
 the ``NO_PORT`` marker (port -1: A/AAAA still work, SRV skips it). ``version`` is the object's
 resourceVersion, so a relist can tell unchanged objects apart cheaply.
+
+Records are NamedTuples of strings and ints, not dataclasses: the cyclic GC stops tracking such
+tuples, so 100,000 endpoints add nothing to the cost of a full collection (a full collection
+over a million tracked objects stalls the event loop for hundreds of milliseconds).
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from kdns.k8s.objects import (
     HEADLESS,
@@ -27,8 +30,7 @@ MAX_TARGET_NAME: Final = 63  # CoreDNS keeps targetRef.name only up to a label's
 TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed", "Unknown"})
 
 
-@dataclass(frozen=True, slots=True)
-class Port:
+class Port(NamedTuple):
     name: str
     protocol: str
     port: int  # -1: the "no port" marker
@@ -38,8 +40,7 @@ NO_PORT: Final = Port("", "", -1)
 NO_PORTS: Final = (NO_PORT,)
 
 
-@dataclass(frozen=True, slots=True)
-class Svc:
+class Svc(NamedTuple):
     namespace: str
     name: str
     kind: int  # CLUSTER_IP, HEADLESS_KIND or EXTERNAL_NAME
@@ -53,16 +54,14 @@ class Svc:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
-class Addr:
+class Addr(NamedTuple):
     ip: str
     hostname: str  # "" when unset
     target_name: str  # targetRef.name when <= 63 chars, else ""
     zone: str  # topology zone, "" when unset
 
 
-@dataclass(frozen=True, slots=True)
-class Slice:
+class Slice(NamedTuple):
     namespace: str
     name: str
     service: str  # kubernetes.io/service-name label, "" when missing
@@ -80,8 +79,7 @@ class Slice:
         return f"{self.namespace}/{self.service}" if self.service else ""
 
 
-@dataclass(frozen=True, slots=True)
-class PodRec:
+class PodRec(NamedTuple):
     namespace: str
     name: str
     ip: str  # status.podIP only; podIPs secondaries are ignored, as in CoreDNS

@@ -91,6 +91,7 @@ class Store:
         self._synced: set[str] = set()
         self._listeners: list[Listener] = []
         self.slice_observers: list[SliceObserver] = []
+        self.after_replace: list[Callable[[], None]] = []  # run after every (re)list applied
         self.service_sink = _Sink(self.replace_services, self.upsert_service, self.delete_service)
         self.slice_sink = _Sink(self.replace_slices, self.upsert_slice, self.delete_slice)
         self.namespace_sink = _Sink(self.replace_namespaces, self.upsert_namespace,
@@ -183,6 +184,7 @@ class Store:
             relevant |= self._put_service(key, items.get(key))
         self._synced.add("services")
         self._changed(self._service_change(changed, olds), relevant)
+        self._replaced()
 
     # -- endpoint slices --------------------------------------------------------------------
     def _put_slice(self, key: str, sl: Slice | None) -> bool:
@@ -243,6 +245,7 @@ class Store:
             relevant |= self._put_slice(key, items.get(key))
         self._synced.add("endpointslices")
         self._changed(self._slice_change([*olds, *(items.get(k) for k in changed)]), relevant)
+        self._replaced()
 
     # -- namespaces -------------------------------------------------------------------------
     def upsert_namespace(self, key: str, name: str) -> None:
@@ -263,6 +266,7 @@ class Store:
         self.namespaces = new
         self._synced.add("namespaces")
         self._changed(Change(namespaces=diff), False)
+        self._replaced()
 
     # -- pods -------------------------------------------------------------------------------
     def _put_pod(self, key: str, pod: PodRec | None) -> bool:
@@ -303,8 +307,13 @@ class Store:
         ips = {p.ip for p in [*olds, *(items.get(k) for k in changed)] if p is not None}
         self._synced.add("pods")
         self._changed(Change(pod_ips=frozenset(ips)), relevant)
+        self._replaced()
 
     # -- helpers ----------------------------------------------------------------------------
+    def _replaced(self) -> None:
+        for fn in self.after_replace:
+            fn()
+
     @staticmethod
     def _diff(current: Mapping[str, T], new: Mapping[str, T]) -> tuple[list[str], list[T]]:
         """Keys whose object differs between ``current`` and ``new`` (by resourceVersion when
