@@ -273,7 +273,7 @@ class ApiClient:
                     )
             except _TRANSPORT_ERRORS as exc:
                 metrics.REST_REQUESTS.labels("<error>", "GET", self._host).inc()
-                raise ApiConnectionError(f"GET {path}: {_why(exc)}") from None
+                raise ApiConnectionError(f"{verb} {path}: {_why(exc)}") from None
             metrics.REST_REQUESTS.labels(str(resp.status), "GET", self._host).inc()
             metrics.REST_REQUEST_DURATION.labels(verb, self._host).observe(
                 time.monotonic() - started

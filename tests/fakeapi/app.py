@@ -124,6 +124,8 @@ class FakeApi:
         self._hang_release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._site: web.SockSite | None = None
+        self._blackhole: asyncio.Server | None = None
+        self._blackhole_conns: set[asyncio.BaseTransport] = set()
         self._ssl: ssl.SSLContext | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -153,6 +155,7 @@ class FakeApi:
     async def up(self) -> None:
         """(Re)open the listener on the same port."""
         assert self._runner is not None
+        await self._close_blackhole()
         if self._site is not None:
             return
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
@@ -166,10 +169,28 @@ class FakeApi:
 
     async def down(self) -> None:
         """Close the listener and every connection (clients then get connection refused)."""
+        await self._close_blackhole()
         if self._site is not None:
             await self._site.stop()
             self._site = None
         self._abort_everything()
+
+    async def blackhole(self) -> None:
+        """Like down(), but the port keeps accepting TCP connections and never reads from them:
+        clients hang in the TLS handshake or waiting for headers. up() ends it."""
+        await self.down()
+        loop = asyncio.get_running_loop()
+        self._blackhole = await loop.create_server(
+            lambda: _Silent(self._blackhole_conns), self.host, self.port, reuse_address=True)
+
+    async def _close_blackhole(self) -> None:
+        if self._blackhole is not None:
+            self._blackhole.close()
+            for transport in list(self._blackhole_conns):
+                transport.abort()
+            self._blackhole_conns.clear()
+            await self._blackhole.wait_closed()
+            self._blackhole = None
 
     async def stop(self) -> None:
         await self.down()
@@ -466,6 +487,19 @@ class FakeApi:
                 continue
             await resp.write(_line(etype, _with_kind(obj, kind)))
         await resp.write_eof()
+
+
+class _Silent(asyncio.Protocol):
+    """Accepts a connection and ignores it (the blackhole fault)."""
+
+    def __init__(self, conns: set[asyncio.BaseTransport]) -> None:
+        self.conns = conns
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.conns.add(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
 
 
 def _line(etype: str, obj: dict[str, Any]) -> bytes:

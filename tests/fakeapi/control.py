@@ -27,7 +27,7 @@ _SYNC = {"put", "put_many", "delete", "load", "objects", "fail_next", "gone_next
          "drop_next", "clear_faults", "release_hangs", "drop_watches", "end_watches",
          "expire_watches", "stall_watches", "send_bookmarks", "compact",
          "expire_continue_tokens"}
-_ASYNC = {"down", "up"}
+_ASYNC = {"down", "up", "blackhole"}
 
 
 def control_app(api: FakeApi) -> web.Application:

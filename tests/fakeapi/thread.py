@@ -182,6 +182,11 @@ class FakeApiServer:
         assert self._api is not None
         self._run(self._api.down())
 
+    def blackhole(self) -> None:
+        """Accept TCP connections on the port but never answer (until up())."""
+        assert self._api is not None
+        self._run(self._api.blackhole())
+
     def up(self) -> None:
         assert self._api is not None
         self._run(self._api.up())

@@ -415,3 +415,39 @@ async def test_garbage_on_the_watch_stream_is_counted(line: bytes,
         assert counter(metrics.MALFORMED, "services") == before + 1
         assert r.resource_version == str(api.resource_version) != rv
     assert len(lists(api)) == 1 and len(watches(api)) == 1
+
+
+async def test_tls_api_lost_three_ways_keeps_state_and_catches_up(tmp_path: Any) -> None:
+    """reliability.md K2 in small: refused, blackholed (TLS handshake never completes) and
+    reset mid-stream, over https; the last state is kept and changes arrive after each."""
+    from tests.fakeapi.tls import make_tls_bundle
+
+    bundle = make_tls_bundle(tmp_path)
+    timing = ReflectorTiming(backoff_initial=0.02, backoff_max=0.2, idle_timeout=1.0,
+                             resync_interval=None)
+    async with FakeApi(tls=bundle, bookmark_interval=0.3) as api:
+        api.put(svc("a"))
+        cfg = ApiConfig(api.url, ca_file=str(bundle.ca_cert))
+        sink = RecordingSink()
+        async with ApiClient(cfg, connect_timeout=0.3, request_timeout=0.5) as client:
+            r = Reflector(client, SERVICES, reduce_service, sink, timing=timing)
+            task = asyncio.create_task(r.run())
+            await asyncio.wait_for(r.synced.wait(), 5)
+            for n, outage in enumerate(("down", "blackhole", "reset")):
+                await wait_until(lambda: api.active_watches == 1)
+                if outage == "reset":
+                    api.drop_watches()
+                    api.drop_next(3)
+                else:
+                    await getattr(api, outage)()
+                api.put(svc(f"during-{n}"))
+                await asyncio.sleep(0.6)
+                assert f"ns/during-{n}" not in sink.items or outage == "reset"
+                assert "ns/a" in sink.items
+                await api.up()
+                await wait_until(lambda n=n: f"ns/during-{n}" in sink.items, timeout=5)
+            assert not task.done()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert len(lists(api)) == 1
