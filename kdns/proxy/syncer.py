@@ -56,6 +56,7 @@ class Syncer:
         self._applied: dict[Family, Ruleset] = {}
         self._stale: dict[Family, dict[str, float]] = {f: {} for f in self._families}
         self._need_full = True
+        self._failures = 0  # consecutive failed syncs, for the retry backoff
         self._last_full = 0.0
         self._last_attempt: float | None = None
         self._wakeup = asyncio.Event()
@@ -100,10 +101,12 @@ class Syncer:
             log.error("sync failed, next sync is a full one: %s", e)
             metrics.SYNC_FAILURES.inc()
             self._need_full = True
+            self._failures += 1
             if queued is not None:
                 self.queued_at = min(queued, self.queued_at or queued)
             return False
         elapsed = self._clock() - start
+        self._failures = 0
         if full:
             self._need_full = False
             self._last_full = start
@@ -150,7 +153,11 @@ class Syncer:
     def _next_deadline(self) -> float:
         s = self.settings
         last = self._last_attempt if self._last_attempt is not None else self._clock()
-        deadline = last + (s.min_sync_period if self._need_full else s.sync_period)
+        if self._failures:  # retry with backoff: min period, doubling, up to the sync period
+            retry = s.min_sync_period * 2.0 ** min(self._failures - 1, 16)
+            deadline = last + min(max(retry, s.min_sync_period), s.sync_period)
+        else:
+            deadline = last + s.sync_period
         for stale in self._stale.values():
             if stale:
                 deadline = min(deadline, min(stale.values()) + s.stale_chain_delay)

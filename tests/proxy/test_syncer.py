@@ -144,3 +144,15 @@ async def test_run_coalesces_bursts_and_respects_min_sync_period() -> None:
         assert nft.log[1].count("add element ip kdns-proxy cluster-ips") == 50
     finally:
         task.cancel()
+
+
+async def test_failed_syncs_retry_with_backoff_capped_at_sync_period() -> None:
+    syncer, nft, _, clock = make([sc.WEB], min_sync_period=1.0, sync_period=30.0)
+    delays = []
+    for _ in range(7):
+        nft.fail.append(True)
+        assert not await syncer.sync()
+        delays.append(syncer._next_deadline() - clock.now)
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert await syncer.sync()
+    assert syncer._next_deadline() - clock.now == 30.0
