@@ -15,7 +15,7 @@ from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request
 
 from .parse import WEIGHTED, LoadBalanceConfig
-from .reorder import PreferOrder, prefer, round_robin
+from .reorder import PreferOrder, prefer, reorderable, round_robin
 from .weights import WeightFileError, Weights, digest, parse_weights, weighted
 
 log = plugin_log("loadbalance")
@@ -45,6 +45,8 @@ class LoadBalance(Plugin):
             out = round_robin(resp, self.rng)
         if self.cfg.prefer:
             out = prefer(out, self.prefer_order, copy=out is resp)
+        if not reorderable(resp):
+            return out  # at most one record to move per section: any replay is the same
         if self.cfg.policy == WEIGHTED or self.cfg.prefer:
             req.not_reusable()  # a replayed rotation would break weights and preferences
         else:

@@ -77,6 +77,18 @@ def round_robin_section(section: Section, rng: random.Random) -> Section:
     return cname + rest + address + mx
 
 
+def reorderable(msg: dns.message.Message) -> bool:
+    """True when some section has two or more A/AAAA/MX records, i.e. an order to change."""
+    for section in (msg.answer, msg.authority, msg.additional):
+        n = 0
+        for rrset in section:
+            if rrset.rdtype in _ADDRESS or rrset.rdtype == _MX:
+                n += len(rrset)
+        if n > 1:
+            return True
+    return False
+
+
 def round_robin(msg: dns.message.Message, rng: random.Random) -> dns.message.Message:
     """Shuffle answer, authority and additional independently (CoreDNS's randomShuffle)."""
     out = copy_message(msg)

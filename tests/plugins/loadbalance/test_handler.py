@@ -95,3 +95,18 @@ async def test_fast_path_replay_keeps_cnames_first() -> None:
         assert reply is not None
         types = [dns.rdatatype.to_text(rr.rdtype) for rr in dns.message.from_wire(reply).answer]
         assert types == ["CNAME", "A"]
+
+
+async def test_single_record_answers_stay_replayable_unrotated() -> None:
+    class One(_Next):
+        async def serve(self, req: Request) -> dns.message.Message:
+            r = req.reply(aa=True)
+            r.answer = [dns.rrset.from_text(req.name, 5, "IN", "A", "10.0.0.1"),
+                        dns.rrset.from_text(req.name, 5, "IN", "TXT", '"a"', '"b"')]
+            req.reusable()
+            return r
+
+    for cfg in (LoadBalanceConfig(), LoadBalanceConfig(prefer=(ipaddress.ip_network("::/0"),))):
+        req = _req()
+        await LoadBalance(One(), cfg).serve(req)
+        assert req.memo_deps == [] and not req.memo_rotate and not req.no_memo
