@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from tests.cni.cnitest import make_bin_dir
+from tests.cni.cnitest import console_script, make_bin_dir
 
 
 def _call(node: str, binary: str, cmd: str, conf: bytes, pod: str, cid: str,
@@ -49,7 +49,8 @@ def main(pods: int) -> None:
                 "stateDir": f"{tmp}/state",
                 "ipam": {"type": ipam, "dataDir": f"{tmp}/ipam", "subnet": f"10.24{i}.0.0/24"},
             }).encode()
-            binary = shutil.which(plugin) if plugin.startswith("kdns") else f"/usr/lib/cni/{plugin}"
+            binary = (console_script(plugin) if plugin.startswith("kdns")
+                      else f"/usr/lib/cni/{plugin}")
             assert binary
             ifname_pods = names[1:]
             adds = [_call(names[0], binary, "ADD", conf, p, f"b{i}-{j}", cni_path)

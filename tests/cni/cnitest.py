@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sysconfig
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,10 @@ _counter = itertools.count()
 
 
 def console_script(name: str) -> str:
-    path = shutil.which(name)
+    """The script next to this interpreter: a PATH lookup may hit a slow wrapper (pyenv shim)
+    or another installation."""
+    own = os.path.join(sysconfig.get_path("scripts"), name)
+    path = own if os.access(own, os.X_OK) else shutil.which(name)
     assert path, f"{name} is not installed (pip install -e .)"
     return path
 
@@ -84,6 +88,8 @@ def run_plugin(binary: str, command: str, conf: dict[str, Any] | bytes, *, node:
            "CNI_CONTAINERID": container_id, "CNI_NETNS": netns, "CNI_IFNAME": ifname,
            "CNI_PATH": cni_path, "CNI_ARGS": args, **(extra_env or {})}
     env = {k: v for k, v in env.items() if v != "" or k in ("CNI_NETNS",)}
+    if "/" not in binary:
+        binary = console_script(binary)
     cmd = ["ip", "netns", "exec", node, binary] if node else [binary]
     proc = subprocess.run(cmd, input=stdin, env=env, capture_output=True, timeout=timeout,
                           check=False)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kdns.cni.netconf import host_veth_name
-from tests.cni.cnitest import REFERENCE_DIR, Namespaces, ping, sh
+from tests.cni.cnitest import REFERENCE_DIR, Namespaces, console_script, ping, sh
 
 pytestmark = pytest.mark.root
 
@@ -52,8 +52,8 @@ def server(netns: Namespaces) -> Iterator[Any]:
 def _run(node: str, command: str, net: str, pod: str, env: dict[str, str],
          cid: str = "ctr1") -> tuple[int, Any]:
     full = {**os.environ, **env, "CNI_CONTAINERID": cid}
-    proc = subprocess.run(["ip", "netns", "exec", node, "kdns-cni", "run", command, net, pod],
-                          env=full, capture_output=True, text=True, timeout=120, check=False)
+    cmd = ["ip", "netns", "exec", node, console_script("kdns-cni"), "run", command, net, pod]
+    proc = subprocess.run(cmd, env=full, capture_output=True, text=True, timeout=120, check=False)
     out = json.loads(proc.stdout) if proc.stdout.strip() else None
     return proc.returncode, out
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from kdns.cni.netconf import host_veth_name
-from tests.cni.cnitest import Namespaces, nft_elements, ping, sh
+from tests.cni.cnitest import Namespaces, console_script, nft_elements, ping, sh
 
 pytestmark = pytest.mark.root
 
@@ -20,8 +20,8 @@ def run(node: str, env: dict[str, str], *args: str, cid: str = "") -> tuple[int,
     full = {**os.environ, **env}
     if cid:
         full["CNI_CONTAINERID"] = cid
-    proc = subprocess.run(["ip", "netns", "exec", node, "kdns-cni", "run", *args], env=full,
-                          capture_output=True, text=True, timeout=120, check=False)
+    cmd = ["ip", "netns", "exec", node, console_script("kdns-cni"), "run", *args]
+    proc = subprocess.run(cmd, env=full, capture_output=True, text=True, timeout=120, check=False)
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kdns.cni import skel, version
+from tests.cni.cnitest import console_script
 
 GOOD: dict[str, Any] = {"cniVersion": "1.0.0", "name": "net", "type": "kdns-cni",
                         "ipam": {"type": "kdns-ipam", "subnet": "10.9.0.0/24",
@@ -21,8 +22,8 @@ ENV = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/run/netns/k
 def run(binary: str, stdin: bytes, **env: str) -> tuple[int, Any, str]:
     full = {"PATH": os.environ["PATH"], **ENV, **env}
     full = {k: v for k, v in full.items() if v != "-"}
-    p = subprocess.run([binary], input=stdin, env=full, capture_output=True, timeout=30,
-                       check=False)
+    p = subprocess.run([console_script(binary)], input=stdin, env=full, capture_output=True,
+                       timeout=30, check=False)
     return p.returncode, json.loads(p.stdout) if p.stdout.strip() else None, p.stderr.decode()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ from kdns.cni.errors import CniError
 from kdns.cni.ipam import plugin as ipam
 from kdns.cni.ipam.config import parse_ipam_config
 from kdns.cni.ipam.store import Store
+from tests.cni.cnitest import console_script
 
 HOST_LOCAL = "/usr/lib/cni/host-local"
 
@@ -125,7 +125,7 @@ def _call(binary: str, command: str, conf: dict[str, Any], cid: str) -> tuple[in
 
 def test_ten_concurrent_kdns_ipam_processes(tmp_path: Path) -> None:
     conf = netconf(tmp_path, [[{"subnet": "10.9.0.0/24"}]])
-    binary = shutil.which("kdns-ipam")
+    binary = console_script("kdns-ipam")
     assert binary
     with ThreadPoolExecutor(max_workers=10) as pool:
         outs = list(pool.map(lambda i: _call(binary, "ADD", conf, f"p{i}"), range(10)))
@@ -136,7 +136,7 @@ def test_ten_concurrent_kdns_ipam_processes(tmp_path: Path) -> None:
 @pytest.mark.skipif(not os.path.exists(HOST_LOCAL), reason="containernetworking-plugins missing")
 def test_host_local_and_kdns_ipam_share_one_store(tmp_path: Path) -> None:
     conf = netconf(tmp_path)
-    kdns = shutil.which("kdns-ipam")
+    kdns = console_script("kdns-ipam")
     assert kdns
     rc, a = _call(HOST_LOCAL, "ADD", conf, "hl1")
     rc2, b = _call(kdns, "ADD", conf, "kd1")
