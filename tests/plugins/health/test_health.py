@@ -4,6 +4,7 @@ DNS answering (with /health 200 and /ready 503) for the whole window after SIGTE
 from __future__ import annotations
 
 import signal
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -30,12 +31,27 @@ def http(method: str, url: str) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
+def wait_http(port: int, timeout: float = 15.0) -> None:
+    """The DNS port accepts before the side HTTP servers start: wait for the HTTP port too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def kdns() -> Iterator[tuple[KdnsProcess, int, int]]:
     hport, mport = free_port(), free_port()
     corefile = (f".:{{port}} {{\n    health 127.0.0.1:{hport}\n"
                 f"    prometheus 127.0.0.1:{mport}\n    whoami\n}}\n")
     with run_kdns(corefile) as k:
+        wait_http(hport)
+        wait_http(mport)
         yield k, hport, mport
 
 
@@ -97,6 +113,8 @@ def test_lameduck_keeps_serving_then_exits() -> None:
     corefile = (f".:{{port}} {{\n    health 127.0.0.1:{hport} {{\n        lameduck 2s\n    }}\n"
                 f"    ready 127.0.0.1:{rport}\n    whoami\n}}\n")
     with run_kdns(corefile) as k:
+        wait_http(rport)
+        wait_http(hport)
         assert http("GET", f"http://127.0.0.1:{rport}/ready") == (200, b"OK")
         start = time.monotonic()
         k.signal(signal.SIGTERM)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -34,7 +36,22 @@ hosts.:{{port}} {{
 }}
 """
     with run_kdns(corefile) as k:
+        wait_http(mport)
+        wait_http(mport2)
         yield k, mport, mport2
+
+
+def wait_http(port: int, timeout: float = 15.0) -> None:
+    """The DNS port accepts before the side HTTP servers start: wait for the HTTP port too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def scrape(port: int) -> tuple[str, str]:
