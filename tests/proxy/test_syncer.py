@@ -21,6 +21,7 @@ from tests.proxy import scenarios as sc
 class FakeNft(Nft):
     log: list[str] = dataclasses.field(default_factory=list)
     times: list[float] = dataclasses.field(default_factory=list)
+    applied: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     fail: list[bool] = dataclasses.field(default_factory=list)  # pop(0) per apply
 
     async def apply(self, text: str, *, check_only: bool = False) -> None:
@@ -28,6 +29,7 @@ class FakeNft(Nft):
             raise NftError("nft -f failed (rc 1): Error: simulated")
         self.log.append(text)
         self.times.append(time.monotonic())
+        self.applied.set()
 
     async def existing(self, family: str, table: str) -> Existing:
         return Existing()
@@ -131,14 +133,15 @@ async def test_run_coalesces_bursts_and_respects_min_sync_period() -> None:
                     settings=SyncSettings(min_sync_period=0.3, sync_period=30))
     task = asyncio.create_task(syncer.run())
     try:
-        await asyncio.sleep(0.05)
-        assert len(nft.log) == 1  # the initial full sync runs at once
+        await asyncio.wait_for(nft.applied.wait(), 10)  # the initial full sync runs at once
+        nft.applied.clear()
         for i in range(50):  # a burst of changes
             ports.append(dataclasses.replace(sc.WEB, name=f"web{i}",
                                              cluster_ips=(f"10.96.1.{i}",)))
             syncer.request()
             await asyncio.sleep(0)
-        await asyncio.sleep(0.6)
+        await asyncio.wait_for(nft.applied.wait(), 10)
+        await asyncio.sleep(0.5)
         assert len(nft.log) == 2, "the burst must be applied as one transaction"
         assert nft.times[1] - nft.times[0] >= 0.3  # min_sync_period between syncs
         assert nft.log[1].count("add element ip kdns-proxy cluster-ips") == 50
