@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -65,12 +64,12 @@ class Cache(Plugin):
         if entry is None:
             self.metrics.misses.inc()
             msg = await self.next.serve(req)
-            return self._after_fetch(req, key, name_wire, msg)
+            return self._after_fetch(req, key, msg)
         self.metrics.hits[entry.kind].inc()
         ttl = entry.ttl(now)
         if ttl <= 0:
             if self.cfg.stale_verify:
-                fresh = await self._verify(req, key, name_wire, entry)
+                fresh = await self._verify(req, key, entry)
                 if fresh is not None:
                     return fresh
             else:
@@ -83,7 +82,7 @@ class Cache(Plugin):
             if self.cfg.keepttl:
                 ttl = entry.orig_ttl
         req.answered_by = self.name
-        return self._reply(req, entry, ttl, name_wire)
+        return self._reply(req, entry, ttl)
 
     def _pick(self, key: bytes, now: float) -> Entry | None:
         neg = self.ncache.get(key)
@@ -100,21 +99,22 @@ class Cache(Plugin):
         # A SERVFAIL is never served stale: it is not data, and the refresh may now succeed.
         return self.cfg.stale_up_to > 0 and -ttl < self.cfg.stale_up_to and not e.servfail
 
-    def _reply(self, req: Request, entry: Entry, ttl: int, name_wire: bytes,
-               aa: bool = True) -> dns.message.Message:
-        question = name_wire + struct.pack("!HH", req.qtype, req.qclass)
-        wire = entry.render(req.msg.id, req.msg.flags, question, ttl, edns=req.edns, do=req.do,
-                            aa=aa)
-        return dns.message.from_wire(wire)
+    def _reply(self, req: Request, entry: Entry, ttl: int, aa: bool = True) -> dns.message.Message:
+        """The same reply as ``Entry.render`` (see lookup_wire), as a message for the chain."""
+        r = req.reply(entry.rcode, aa=aa)
+        r.flags |= entry.flags & dns.flags.RA
+        if req.do or req.msg.flags & dns.flags.AD:
+            r.flags |= entry.flags & dns.flags.AD
+        r.answer, r.authority, r.additional = entry.sections(ttl)
+        return r
 
-    def _after_fetch(self, req: Request, key: bytes, name_wire: bytes,
+    def _after_fetch(self, req: Request, key: bytes,
                      msg: dns.message.Message) -> dns.message.Message:
         entry = self._store(req, key, msg, self.clock())
         if entry is None:
             return msg
         # CoreDNS applies the capped TTL to the reply it stores, too (no 1799 -> 8 jumps).
-        return self._reply(req, entry, entry.orig_ttl, name_wire,
-                           aa=bool(msg.flags & dns.flags.AA))
+        return self._reply(req, entry, entry.orig_ttl, aa=bool(msg.flags & dns.flags.AA))
 
     def _store(self, req: Request, key: bytes, msg: dns.message.Message,
                now: float) -> Entry | None:
@@ -191,8 +191,7 @@ class Cache(Plugin):
             old.last_refresh_fail = self.clock()
         return new
 
-    async def _verify(self, req: Request, key: bytes, name_wire: bytes,
-                      entry: Entry) -> dns.message.Message | None:
+    async def _verify(self, req: Request, key: bytes, entry: Entry) -> dns.message.Message | None:
         """serve_stale verify: a fresh answer if the refresh succeeds in time, else None."""
         task = self._refresh(req, key, entry, prefetch=False, force=True)
         if task is None:
@@ -204,7 +203,7 @@ class Cache(Plugin):
             return None
         if new is None or new.servfail:
             return None
-        return self._reply(req, new, new.ttl(self.clock()), name_wire)
+        return self._reply(req, new, new.ttl(self.clock()))
 
     # --- the fast path ------------------------------------------------------------------
     def lookup_wire(self, query: bytes, now: float | None = None,

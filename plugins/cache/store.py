@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 import dns.message
+import dns.rrset
 
 SHARDS: Final = 256
 _TYPE_OPT: Final = 41
@@ -80,6 +81,9 @@ class Entry:
     last_refresh_fail: float = -1e18
     _memo_ttl: int = -1
     _memo: bytes = field(default=b"")
+    _sections_ttl: int = -1
+    _sections: tuple[list[dns.rrset.RRset], list[dns.rrset.RRset], list[dns.rrset.RRset]] = (
+        [], [], [])
 
     def ttl(self, now: float) -> int:
         """Remaining TTL in whole seconds (CoreDNS: origTTL - floor(elapsed)); <= 0: expired."""
@@ -97,6 +101,16 @@ class Entry:
             self._memo = bytes(buf)
             self._memo_ttl = ttl
         return self._memo
+
+    def sections(self, ttl: int) -> tuple[list[dns.rrset.RRset], list[dns.rrset.RRset],
+                                          list[dns.rrset.RRset]]:
+        """(answer, authority, additional) with every TTL set to ``ttl``, parsed at most once
+        per TTL value. Shared by every reply built in that second: callers must not mutate."""
+        if ttl != self._sections_ttl:
+            msg = dns.message.from_wire(self.wire[:12] + self.wire[12:self.qend] + self.body(ttl))
+            self._sections = (msg.answer, msg.authority, msg.additional)
+            self._sections_ttl = ttl
+        return self._sections
 
     def render(self, qid: int, qflags: int, question: bytes, ttl: int, *, edns: bool,
                do: bool, aa: bool = True) -> bytes:
