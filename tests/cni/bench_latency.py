@@ -33,7 +33,20 @@ def _call(node: str, binary: str, cmd: str, conf: bytes, pod: str, cid: str,
     return time.perf_counter() - start
 
 
+def _startup_costs() -> None:
+    """Context for the numbers: what a bare interpreter and `import pyroute2` cost here."""
+    for label, code in (("python3 -c pass", "pass"), ("python3 -c 'import pyroute2'",
+                                                        "import pyroute2")):
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            runs.append(time.perf_counter() - start)
+        print(f"{label:30s} median {statistics.median(runs) * 1e3:6.1f} ms")
+
+
 def main(pods: int) -> None:
+    _startup_costs()
     tmp = tempfile.mkdtemp(prefix="kcnib")
     cni_path = make_bin_dir(os.path.join(tmp, "bin"))
     prefix = f"kcnib{os.getpid()}"
