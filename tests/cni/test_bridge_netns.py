@@ -38,10 +38,11 @@ class World:
     conf: dict[str, Any]
 
     def call(self, command: str, pod: str = "", *, cid: str = "ctr1", ifname: str = "eth0",
-             conf: dict[str, Any] | None = None, netns: str | None = None) -> Call:
+             conf: dict[str, Any] | None = None, netns: str | None = None,
+             args: str = "") -> Call:
         return run_plugin("kdns-cni", command, conf or self.conf, node=self.node,
                           container_id=cid, netns=path_of(pod) if netns is None else netns,
-                          ifname=ifname, cni_path=self.cni_path)
+                          ifname=ifname, cni_path=self.cni_path, args=args)
 
     def add(self, pod: str, cid: str, **kw: Any) -> dict[str, Any]:
         res = self.call("ADD", pod, cid=cid, **kw)
@@ -122,6 +123,19 @@ def test_masquerade_rewrites_traffic_leaving_the_pod_subnet(world: World) -> Non
     conntrack = sh("ip", "netns", "exec", world.node, "conntrack", "-L", "-p", "icmp",
                    check=False).stdout
     assert "src=192.0.2.2 dst=192.0.2.1" in conntrack
+
+
+def test_kubernetes_cni_args_requested_ip_and_runtime_mac(world: World) -> None:
+    pod = world.ns.add("p1")
+    mac = "0a:58:0a:fa:00:2a"
+    conf = {**world.conf, "runtimeConfig": {"mac": mac}}
+    res = world.call("ADD", pod, conf=conf, args="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;"
+                     "K8S_POD_NAME=web-0;IP=10.250.0.42,fd00:250::42")
+    assert res.rc == 0, res
+    assert [ip["address"] for ip in res.out["ips"]] == ["10.250.0.42/24", "fd00:250::42/64"]
+    assert res.out["interfaces"][2]["mac"] == mac
+    link = json.loads(sh("ip", "-n", pod, "-j", "link", "show", "eth0").stdout)[0]
+    assert link["address"] == mac
 
 
 def test_result_shape_follows_the_requested_version(world: World) -> None:
