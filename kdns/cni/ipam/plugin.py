@@ -35,7 +35,9 @@ def _allocate(store: Store, cfg: IpamConfig, idx: int, att: Attachment,
               requested: IPAddress | None) -> IPConfig:
     range_set = cfg.range_sets[idx]
     if requested is not None:
-        r = range_set[range_for(range_set, requested) or 0]
+        idx_in_set = range_for(range_set, requested)
+        assert idx_in_set is not None  # _assign_requested only hands out contained addresses
+        r = range_set[idx_in_set]
         if requested == r.gateway:
             raise CniError(INVALID_CONFIG, f"requested ip {requested} is subnet's gateway")
         if not store.reserve(att.container_id, att.ifname, requested, idx):
