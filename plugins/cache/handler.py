@@ -113,6 +113,7 @@ class Cache(Plugin):
         entry = self._store(req, key, msg, self.clock())
         if entry is None:
             return msg
+        entry.prime_sections(entry.orig_ttl, msg)
         # CoreDNS applies the capped TTL to the reply it stores, too (no 1799 -> 8 jumps).
         return self._reply(req, entry, entry.orig_ttl, aa=bool(msg.flags & dns.flags.AA))
 
