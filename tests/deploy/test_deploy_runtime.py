@@ -157,3 +157,20 @@ def test_wheel_install_serves_from_a_read_only_venv(sandbox: Sandbox) -> None:
         assert_whoami_answers(sandbox, "svc.example.")
     finally:
         stop(started)
+
+
+def test_image_without_net_bind_service_fails_to_start(sandbox: Sandbox) -> None:
+    """`drop: [ALL]` without `add: [NET_BIND_SERVICE]`: the kernel refuses to exec an
+    interpreter whose file capability (+ep) the bounding set cannot grant, so the container
+    fails at once with EPERM (as CoreDNS's image does) instead of half-starting."""
+    mounts = interpreter_with_file_cap(sandbox, with_cap=True)
+    privs = ["--bounding-set=-all", "--securebits=+no_setuid_fixup"]
+    started = start_kdns(sandbox, WHOAMI_COREFILE, privs, mounts)
+    try:
+        code = started.proc.wait(timeout=START_TIMEOUT)
+        output = started.output()
+        assert code != 0, output
+        assert "Operation not permitted" in output, output
+        assert "->>HEADER<<-" not in dig(sandbox, "x.kdep.test.").stdout
+    finally:
+        stop(started)
