@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from kdns.chain import Listener, build
 from kdns.corefile import Dispenser, parse_text
 
@@ -41,3 +44,12 @@ def dispenser(text: str, name: str) -> Dispenser:
         if d.name == name:
             return Dispenser(d)
     raise AssertionError(f"no {name} directive")
+
+
+def readme_corefiles(plugin: str) -> list[str]:
+    """The ```corefile blocks of plugins/<plugin>/README.md."""
+    text = (Path(__file__).resolve().parents[2] / "plugins" / plugin / "README.md").read_text()
+    return re.findall(r"```corefile\n(.*?)```", text, flags=re.S)
+
+
+README_SECTIONS = ("## Name", "## Description", "## Syntax", "## Examples", "## Metrics")

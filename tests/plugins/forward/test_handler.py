@@ -14,7 +14,12 @@ import pytest
 from kdns.errors import PluginError, UpstreamError
 from kdns.plugin import Request
 from kdns.plugins.forward.handler import Forward
-from kdns.plugins.forward.metrics import HEALTHCHECK_BROKEN, MAX_CONCURRENT_REJECTS
+from kdns.plugins.forward.metrics import (
+    HEALTHCHECK_BROKEN,
+    HEALTHCHECK_FAILURES,
+    MAX_CONCURRENT_REJECTS,
+    REQUEST_DURATION,
+)
 from kdns.plugins.forward.parse import ForwardConfig, Upstream
 from kdns.plugins.forward.transport import MockTransport
 
@@ -347,3 +352,35 @@ async def test_loop_detected_disables_only_the_upstreams_that_carried_the_probe(
     with pytest.raises(PluginError, match="loop detected"):
         await f.serve(request("any.example.org."))
     assert time.monotonic() - start < 0.01
+
+
+def _hist_count(to: str, rcode: str) -> float:
+    for metric in REQUEST_DURATION.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count") and sample.labels == {
+                    "proxy_name": "forward", "to": to, "rcode": rcode}:
+                return sample.value
+    return 0.0
+
+
+async def test_metrics_for_exchanges_and_probes() -> None:
+    u = Upstream("10.9.9.9")
+    state = {"up": False}
+
+    async def h(up, q, proto):  # type: ignore[no-untyped-def]
+        if not state["up"]:
+            raise UpstreamError("refused")
+        return answer(q, rcode=dns.rcode.NXDOMAIN)
+    f, _ = forward(h, (u,), hc_interval=0.01)
+    before_ok = _hist_count("10.9.9.9:53", "NXDOMAIN")
+    before_hc = HEALTHCHECK_FAILURES.labels("forward", "10.9.9.9:53")._value.get()
+    with pytest.raises(PluginError):
+        await f.serve(request())
+    await asyncio.sleep(0.05)
+    assert HEALTHCHECK_FAILURES.labels("forward", "10.9.9.9:53")._value.get() > before_hc
+    assert _hist_count("10.9.9.9:53", "NXDOMAIN") == before_ok  # failures are not observed
+    state["up"] = True
+    await asyncio.sleep(0.05)
+    await f.serve(request())
+    assert _hist_count("10.9.9.9:53", "NXDOMAIN") == before_ok + 1
+    await f.stop()

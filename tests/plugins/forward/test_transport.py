@@ -13,7 +13,7 @@ import dns.name
 import pytest
 
 from kdns.errors import UpstreamError, UpstreamTimeout
-from kdns.plugins.forward.metrics import MISMATCHES
+from kdns.plugins.forward.metrics import CONN_CACHE_HITS, CONN_CACHE_MISSES, MISMATCHES
 from kdns.plugins.forward.parse import Upstream
 from kdns.plugins.forward.transport import NetTransport
 from kdns.plugins.forward.wire import build_query, question_end, reply_matches, with_random_id
@@ -112,12 +112,17 @@ async def test_closed_port_fails_fast() -> None:
 async def test_tcp_connections_are_pooled_and_expire(up: FakeUpstream) -> None:
     t = NetTransport(expire=0.3)
     up.clear()
+    label = f"127.0.0.1:{up.port}"
+    hits0 = CONN_CACHE_HITS.labels("forward", label, "tcp")._value.get()
+    misses0 = CONN_CACHE_MISSES.labels("forward", label, "tcp")._value.get()
     for i in range(3):
         r = await t.exchange(target(up), query(f"ok.tcp{i}.example."), "tcp", 1.0)
         assert r.answer
     ports = {s.src[1] for s in up.queries() if s.proto == "tcp"}
     assert len(ports) == 1  # one connection reused
     assert t.pooled(target(up)) == 1
+    assert CONN_CACHE_HITS.labels("forward", label, "tcp")._value.get() == hits0 + 2
+    assert CONN_CACHE_MISSES.labels("forward", label, "tcp")._value.get() == misses0 + 1
     await asyncio.sleep(0.4)
     await t.exchange(target(up), query("ok.tcp-late.example."), "tcp", 1.0)
     ports = {s.src[1] for s in up.queries() if s.proto == "tcp"}
