@@ -33,6 +33,10 @@ log = plugin_log("kubernetes")
 # The API server filters pods in these phases out; CoreDNS asks for the same.
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
 WAIT_LOG_INTERVAL = 0.5
+# List pages of ~128 KiB of JSON (the reflector's default is 512 KiB): a parsed page is alive
+# while it is reduced, and the cyclic GC's young collections rescan it; smaller pages keep
+# those pauses to a few milliseconds during a relist, at the price of more list requests.
+LIST_PAGE_BYTES = 128 * 1024
 
 
 class Kubernetes(Plugin):
@@ -145,17 +149,19 @@ class Kubernetes(Plugin):
         store = self.store
         reflectors: list[Reflector[Any]] = [
             Reflector(client, SERVICES, svc_from_raw, store.service_sink,
-                      label_selector=labels, log=log),
+                      label_selector=labels, page_bytes=LIST_PAGE_BYTES, log=log),
             Reflector(client, NAMESPACES, namespace_from_raw, store.namespace_sink,
-                      label_selector=ns_labels, log=log),
+                      label_selector=ns_labels, page_bytes=LIST_PAGE_BYTES, log=log),
         ]
         if not cfg.noendpoints:
             reflectors.append(Reflector(client, ENDPOINTSLICES, slice_from_raw,
-                                        store.slice_sink, label_selector=labels, log=log))
+                                        store.slice_sink, label_selector=labels,
+                                        page_bytes=LIST_PAGE_BYTES, log=log))
         if cfg.pods == "verified":
             reflectors.append(Reflector(client, PODS, pod_from_raw, store.pod_sink,
                                         label_selector=labels,
-                                        field_selector=POD_FIELD_SELECTOR, log=log))
+                                        field_selector=POD_FIELD_SELECTOR,
+                                        page_bytes=LIST_PAGE_BYTES, log=log))
         for r in reflectors:
             task = asyncio.create_task(r.run(), name=f"kubernetes-{r.resource_name}")
             task.add_done_callback(_report_crash)

@@ -15,11 +15,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from .records import PodRec, Slice, Svc
 
 T = TypeVar("T")
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Versioned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,22 +323,24 @@ class Store:
             fn()
 
     @staticmethod
-    def _diff(current: Mapping[str, T], new: Mapping[str, T]) -> tuple[list[str], list[T]]:
+    def _diff(current: Mapping[str, R], new: Mapping[str, R]) -> tuple[list[str], list[R]]:
         """Keys whose object differs between ``current`` and ``new`` (by resourceVersion when
         both have one, else by value), and the old objects of those keys."""
         changed: list[str] = []
-        olds: list[T] = []
+        olds: list[R] = []
+        get = current.get
+        added = 0
         for key, item in new.items():
-            old = current.get(key)
+            old = get(key)
             if old is None:
                 changed.append(key)
-                continue
-            ov, nv = getattr(old, "version", ""), getattr(item, "version", "")
-            if (ov != nv) if (ov and nv) else (old != item):
+                added += 1
+            elif old.version != item.version if (old.version and item.version) else old != item:
                 changed.append(key)
                 olds.append(old)
-        for key, old in current.items():
-            if key not in new:
-                changed.append(key)
-                olds.append(old)
+        if len(current) > len(new) - added:  # some current keys are gone
+            for key, old in current.items():
+                if key not in new:
+                    changed.append(key)
+                    olds.append(old)
         return changed, olds
