@@ -47,6 +47,7 @@ from .wire import build_query, with_random_id
 DEADLINE = 5.0
 TRY_TIMEOUT = 2.0
 PROBE_TIMEOUT = 1.0
+STOP_WAIT = 4.0  # below the server's 5 s grace for stop()
 
 log = plugin_log("forward")
 FlightKey = tuple[str, int, int, bool, bool, bool]
@@ -116,7 +117,13 @@ class Forward(Plugin):
                 raise PluginError(f"concurrent queries exceeded maximum {limit}",
                                   dns.rcode.REFUSED)
             flight = self._start_flight(key, req, rd)
-        reply = await asyncio.shield(flight.future)
+        try:
+            reply = await asyncio.shield(flight.future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our own client's task is being cancelled
+            raise PluginError("forwarding stopped (reload or shutdown)") from None
         if reply.rcode() in self.cfg.next_rcodes:
             return await self.next.serve(req)
         return client_reply(req, reply, self.name)
@@ -262,6 +269,13 @@ class Forward(Plugin):
         task.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
+        """Let queries in flight finish (bounded: the server waits GRACE for us), then close."""
+        for st in self.states:
+            if st.probe is not None:
+                st.probe.cancel()
+        flights = [f.future for f in self.flights.values()]
+        if flights:
+            await asyncio.wait(flights, timeout=min(self.deadline, STOP_WAIT))
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):

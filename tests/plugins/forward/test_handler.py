@@ -384,3 +384,14 @@ async def test_metrics_for_exchanges_and_probes() -> None:
     await f.serve(request())
     assert _hist_count("10.9.9.9:53", "NXDOMAIN") == before_ok + 1
     await f.stop()
+
+
+async def test_stop_lets_queries_in_flight_finish() -> None:
+    async def h(u, q, proto):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.1)
+        return answer(q)
+    f, _ = forward(h)
+    pending = asyncio.create_task(f.serve(request()))
+    await asyncio.sleep(0.01)
+    await f.stop()  # e.g. the old chain after a reload
+    assert (await pending).answer
