@@ -105,6 +105,8 @@ class BridgePlugin:
         routes = list(ipam_result.routes)
         if cfg.is_default_gateway:
             routes = with_default_routes(ips, routes)
+        if any(i.address.version == 6 for i in ips):
+            netlink.enable_ipv6_in(env.netns, env.ifname)
         container = netlink.setup_container(pod, env.ifname, cfg.mac, ips, routes)
         if cfg.is_gateway:
             for ipc in ips:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pyroute2 import IPRoute
+from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from kdns.cni.errors import (
@@ -273,3 +274,24 @@ def write_sysctl(name: str, value: str) -> None:
 def read_sysctl(name: str) -> str:
     with open("/proc/sys/" + name.replace(".", "/"), encoding="ascii") as f:
         return f.read().strip()
+
+
+def enable_ipv6_in(netns: str, ifname: str) -> None:
+    """Pods created with IPv6 disabled would refuse the IPAM's IPv6 addresses (the reference
+    bridge plugin re-enables it the same way). /proc/sys/net belongs to the namespace of the
+    process that opens it, so a forked child joins the pod namespace (flags=0: never create
+    one) and writes there."""
+    path = f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"
+    pid = os.fork()
+    if pid == 0:  # child: no Python-level cleanup, just the write
+        code = 1
+        try:
+            pyroute2_netns.setns(netns, flags=0)
+            with open(path, "w", encoding="ascii") as f:
+                f.write("0")
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise CniError(IO_FAILURE, f"cannot enable IPv6 on {ifname} in {netns}")

@@ -107,6 +107,14 @@ def test_add_wires_two_pods_that_reach_each_other_and_the_gateway(world: World) 
     assert set(masq) == {"10.250.0.2", "10.250.0.3", _addr(r1, 6), _addr(r2, 6)}
 
 
+def test_ipv6_works_in_a_pod_created_with_ipv6_disabled(world: World) -> None:
+    pod = world.ns.add("p1")
+    sh("ip", "netns", "exec", pod, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+       "net.ipv6.conf.default.disable_ipv6=1")
+    out = world.add(pod, "c1")
+    assert ping(pod, "fd00:250::1") and _addr(out, 6) == "fd00:250::2"
+
+
 def test_masquerade_rewrites_traffic_leaving_the_pod_subnet(world: World) -> None:
     # An "outside" host on a second link of the node: pod traffic to it must be masqueraded
     # to the node address, traffic inside the pod subnet must keep the pod address.
