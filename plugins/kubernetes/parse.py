@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from typing import Final
 
 from kdns.corefile.dispenser import Dispenser
@@ -72,6 +73,9 @@ def parse(c: Controller) -> KubernetesConfig:
         match key:
             case "endpoint":
                 urls = d.args(min=1)
+                parts = urlsplit(urls[0])
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    raise d.err(f"invalid endpoint {urls[0]!r}: want http(s)://HOST[:PORT]")
                 opts["endpoint"], opts["extra_endpoints"] = urls[0], tuple(urls[1:])
             case "tls":
                 cert, tkey, ca = d.args(min=3, max=3)

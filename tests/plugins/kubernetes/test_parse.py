@@ -110,6 +110,8 @@ BAD: list[tuple[str, str]] = [
     (block("        ttl x"), "3 ttl must be an integer: 'x'"),
     (block("        ttl 1 2"), "3 Wrong argument count or unexpected line ending after '2'"),
     (block("        endpoint"), "3 Wrong argument count or unexpected line ending after"),
+    (block("        endpoint localhost:8080"),
+     "3 invalid endpoint 'localhost:8080': want http(s)://HOST[:PORT]"),
     (block("        tls a b"), "3 Wrong argument count or unexpected line ending after 'b'"),
     (block("        kubeconfig"), "3 Wrong argument count"),
     (block("        kubeconfig a b c"), "3 Wrong argument count"),
