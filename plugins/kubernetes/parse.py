@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 from typing import Final
+from urllib.parse import urlsplit
 
 from kdns.corefile.dispenser import Dispenser
 from kdns.plugin import Controller

@@ -33,8 +33,9 @@ def api() -> Iterator[FakeApiServer]:
 
 
 def test_labels_and_namespace_labels_select_on_the_server(api: FakeApiServer) -> None:
-    corefile = (".:{port} {\n kubernetes cluster.local in-addr.arpa {\n  endpoint %s\n"
-                "  labels tier in (front)\n  namespace_labels team=x\n }\n}\n" % api.url)
+    corefile = (".:{port} {\n kubernetes cluster.local in-addr.arpa {\n  endpoint URL\n"
+                "  labels tier in (front)\n  namespace_labels team=x\n }\n}\n")
+    corefile = corefile.replace("URL", api.url)
     with run_kdns(corefile) as k:
         wait_answer(k, "web.a.svc.cluster.local.")
         assert k.query("db.a.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN
@@ -67,8 +68,8 @@ contexts:
   context: {{cluster: fake, user: me}}
 current-context: other
 """)
-    corefile = (".:{port} {\n kubernetes cluster.local {\n  kubeconfig %s fake\n }\n}\n"
-                % kubeconfig)
+    corefile = ".:{port} {\n kubernetes cluster.local {\n  kubeconfig KC fake\n }\n}\n"
+    corefile = corefile.replace("KC", str(kubeconfig))
     with run_kdns(corefile) as k:
         wait_answer(k, "web.a.svc.cluster.local.")
     assert any(r.authorization == "Bearer t0k3n" for r in api.requests())
