@@ -9,7 +9,8 @@ EndpointSlices, Namespaces) into dict sinks and reports: time to the first full 
 before/after, the peak RSS while all three relist at once (forced by a watch expiry, i.e. the
 410 path), and event-loop lag (how late a 1 ms ticker wakes up; a DNS query waiting on the loop
 would see at least this delay; it is inflated when other processes compete for the CPU, so
-the CPU seconds are reported too). Prints one JSON object.
+the CPU seconds and the CPU time of the longest event-loop callback are reported too). Prints
+one JSON object.
 """
 
 from __future__ import annotations
@@ -60,6 +61,31 @@ def cluster(services: int, namespaces: int, slices: int, per_slice: int) -> list
     return objs
 
 
+class StepClock:
+    """CPU time of every event-loop callback (thread CPU time, so it does not count the time
+    this process was descheduled by others): the longest one bounds how long a query waits."""
+
+    def __init__(self) -> None:
+        self.steps: list[float] = []
+        original = asyncio.events.Handle._run
+        steps = self.steps
+
+        def timed(handle: asyncio.events.Handle) -> None:
+            start = time.thread_time()
+            original(handle)
+            steps.append(time.thread_time() - start)
+
+        asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+    def take(self) -> dict[str, float]:
+        s = sorted(self.steps)
+        self.steps.clear()
+        if not s:
+            return {}
+        return {"steps": len(s), "p99_ms": round(s[int(len(s) * 0.99)] * 1000, 2),
+                "max_ms": round(s[-1] * 1000, 2)}
+
+
 class LoopLag:
     """Samples how late a 1 ms sleep wakes up."""
 
@@ -84,6 +110,7 @@ class LoopLag:
 async def measure(url: str, proc: FakeApiProcess, page_size: int,
                   freeze: bool) -> dict[str, Any]:
     result: dict[str, Any] = {"rss_start_mib": round(rss_mib(), 1)}
+    steps = StepClock()
     lag = LoopLag()
     lag_task = asyncio.create_task(lag.run())
     peak = [0.0]
@@ -108,6 +135,7 @@ async def measure(url: str, proc: FakeApiProcess, page_size: int,
         result["initial_sync_s"] = round(time.perf_counter() - started, 2)
         result["initial_sync_cpu_s"] = round(time.process_time() - cpu, 2)
         result["loop_lag_during_sync"] = lag.take()
+        result["callback_cpu_during_sync"] = steps.take()
         result["objects"] = {r.resource.name: len(s.items) for r, s in zip(refl, sinks,
                                                                             strict=True)}
         await asyncio.sleep(0.5)
@@ -118,6 +146,7 @@ async def measure(url: str, proc: FakeApiProcess, page_size: int,
             gc.freeze()
         peak[0] = 0.0
         lag.take()
+        steps.take()
         first = [s.items for s in sinks]
         started, cpu = time.perf_counter(), time.process_time()
         await asyncio.to_thread(proc.api.expire_watches)
@@ -126,6 +155,7 @@ async def measure(url: str, proc: FakeApiProcess, page_size: int,
         result["forced_relist_s"] = round(time.perf_counter() - started, 2)
         result["forced_relist_cpu_s"] = round(time.process_time() - cpu, 2)
         result["loop_lag_during_relist"] = lag.take()
+        result["callback_cpu_during_relist"] = steps.take()
         result["rss_peak_during_relist_mib"] = round(peak[0], 1)
         del first
         for t in (*tasks, lag_task, rss_task):

@@ -451,3 +451,28 @@ async def test_tls_api_lost_three_ways_keeps_state_and_catches_up(tmp_path: Any)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     assert len(lists(api)) == 1
+
+
+async def test_relist_reuses_records_of_unchanged_objects(fake_api_async: FakeApi) -> None:
+    api = fake_api_async
+    api.put_many(svc(f"s{i}", f"10.0.0.{i}") for i in range(3))
+    reduced: list[str] = []
+
+    def counting(raw: dict[str, Any]) -> Service:
+        reduced.append(raw["metadata"]["name"])
+        return reduce_service(raw)
+
+    async with reflecting(api, reduce=counting) as (_, sink):
+        await wait_until(lambda: api.active_watches == 1)
+        before = dict(sink.items)
+        await api.down()
+        api.put(svc("s1", "10.0.1.1"))
+        api.compact()
+        await api.up()
+        await wait_until(lambda: len(sink.ops("replace")) == 2)
+        assert sink.items["ns/s0"] is before["ns/s0"] and sink.items["ns/s2"] is before["ns/s2"]
+        assert sink.items["ns/s1"].cluster_ips == ("10.0.1.1",)
+        api.put(svc("s2", "10.0.2.2"))  # the cache follows watch events too
+        api.delete("Service", "ns", "s0")
+        await wait_until(lambda: "ns/s0" not in sink.items)
+    assert sorted(reduced) == ["s0", "s1", "s1", "s2", "s2"]
