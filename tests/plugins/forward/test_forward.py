@@ -203,7 +203,7 @@ def test_all_upstreams_down_servfail_fast_then_recover() -> None:
             start = time.monotonic()
             for i in range(10):
                 assert k.query(f"b{i}.example.").rcode() == dns.rcode.SERVFAIL
-            assert (time.monotonic() - start) / 10 < 0.02  # fast once marked down
+            assert (time.monotonic() - start) / 10 < 0.1  # marked down: no 2 s attempt
             up.mode = ""  # the upstream comes back
             time.sleep(1.5)
             r = k.query("c.example.", timeout=3)

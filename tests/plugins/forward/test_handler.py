@@ -199,7 +199,7 @@ async def test_all_down_failfast_answers_servfail_at_once() -> None:
     start = time.monotonic()
     with pytest.raises(PluginError) as e:
         await f.serve(request())
-    assert time.monotonic() - start < 0.01
+    assert time.monotonic() - start < 0.05  # no upstream attempt (0.3 s here)
     assert str(e.value) == "no healthy proxies" and e.value.rcode == dns.rcode.SERVFAIL
     assert t.calls == []
 
@@ -219,7 +219,7 @@ async def test_all_down_without_failfast_tries_one_canary_others_fail_fast() -> 
     start = time.monotonic()
     with pytest.raises(PluginError, match="no healthy proxies"):
         await f.serve(request("two.example.org."))
-    assert time.monotonic() - start < 0.01
+    assert time.monotonic() - start < 0.05
     gate.set()
     assert (await canary).answer  # the canary got through and revived its upstream
     assert HEALTHCHECK_BROKEN._value.get() >= before + 2
@@ -351,7 +351,7 @@ async def test_loop_detected_disables_only_the_upstreams_that_carried_the_probe(
     start = time.monotonic()
     with pytest.raises(PluginError, match="loop detected"):
         await f.serve(request("any.example.org."))
-    assert time.monotonic() - start < 0.01
+    assert time.monotonic() - start < 0.05
 
 
 def _hist_count(to: str, rcode: str) -> float:

@@ -39,7 +39,7 @@ def test_forwarding_to_itself_is_detected_and_disabled_without_exiting() -> None
             start = time.monotonic()
             r = k.query(f"name{i}.example.org", "A")
             assert r.rcode() == dns.rcode.SERVFAIL
-            assert time.monotonic() - start < 0.05
+            assert time.monotonic() - start < 0.1  # no forwarding attempt (2 s)
         assert k.query("svc.cluster.local", "A").rcode() == dns.rcode.NOERROR
         time.sleep(0.5)
         assert k.proc.poll() is None  # still running: CoreDNS would have exited here
