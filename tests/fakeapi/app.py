@@ -52,6 +52,17 @@ class RequestRecord:
     def watch(self) -> bool:
         return self.query.get("watch") in ("true", "1")
 
+    @property
+    def rbac(self) -> tuple[str, str, str] | None:
+        """(verb, apiGroup, resource) as RBAC sees this request; None for non-resource paths."""
+        parsed = _parse_path(self.path)
+        if parsed is None:
+            return None
+        kind, _, name = parsed
+        group = kind.api_version.rpartition("/")[0]
+        verb = "get" if name else "watch" if self.watch else "list"
+        return (verb if self.method == "GET" else self.method.lower(), group, kind.plural)
+
 
 @dataclass
 class _Fault:
@@ -233,6 +244,10 @@ class FakeApi:
     @property
     def resource_version(self) -> int:
         return self.store.rv
+
+    def access_summary(self) -> set[tuple[str, str, str]]:
+        """Every (verb, apiGroup, resource) requested so far, to compare with a ClusterRole."""
+        return {r.rbac for r in self.requests if r.rbac is not None}
 
     # -- faults ------------------------------------------------------------------------------
 

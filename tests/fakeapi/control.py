@@ -41,6 +41,8 @@ def control_app(api: FakeApi) -> web.Application:
         elif name == "set_tokens":
             api.tokens = set(kwargs["tokens"]) if kwargs.get("tokens") is not None else None
             result = None
+        elif name == "access_summary":
+            result = sorted(api.access_summary())
         elif name == "state":
             result = {"url": api.url, "resource_version": api.resource_version,
                       "active_watches": api.active_watches, "hanging": api.hanging}

@@ -127,6 +127,10 @@ class FakeApiServer:
     def requests(self) -> list[RequestRecord]:
         return self.call(lambda a: list(a.requests))
 
+    def access_summary(self) -> set[tuple[str, str, str]]:
+        """Every (verb, apiGroup, resource) requested so far (RBAC audit)."""
+        return self.call(lambda a: a.access_summary())
+
     def clear_requests(self) -> None:
         self.call(lambda a: a.requests.clear())
 

@@ -107,6 +107,7 @@ def test_thread_server_from_sync_code() -> None:
         urllib.request.urlopen(server.url + "/api/v1/namespaces/ns").close()
         paths = [(r.path, r.query) for r in server.requests()]
         assert paths[0] == ("/api/v1/services", {"limit": "1"})
+        assert server.access_summary() == {("list", "", "services"), ("get", "", "namespaces")}
         assert server.resource_version > 1000
 
 
@@ -136,6 +137,7 @@ def test_process_server_with_control_api(tmp_path: Path) -> None:
         asyncio.run(scenario())
         log = proc.api.requests()
         assert {r["authorization"] for r in log} == {"Bearer secret"}
+        assert proc.api.access_summary() == [["list", "", "namespaces"], ["list", "", "services"]]
         assert proc.api.state()["active_watches"] == 0
     finally:
         proc.stop()

@@ -344,6 +344,11 @@ async def test_four_reflectors_share_one_client(fake_api_async: FakeApi) -> None
     assert sinks["namespaces"].items.keys() == {"ns"}
     assert sinks["endpointslices"].items["ns/web-1"].service_name == "web"
     assert sinks["pods"].items.keys() == {"ns/p"}
+    # what the ClusterRole must grant, and nothing more (RBAC audit)
+    assert api.access_summary() == {(verb, group, res) for verb in ("list", "watch")
+                                    for group, res in (("", "services"), ("", "namespaces"),
+                                                       ("", "pods"),
+                                                       ("discovery.k8s.io", "endpointslices"))}
 
 
 async def test_last_sync_age_is_exported(fake_api_async: FakeApi) -> None:
