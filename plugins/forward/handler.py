@@ -92,6 +92,8 @@ class Forward(Plugin):
         self._probe_query = build_query(dns.name.from_text(cfg.hc_domain), 2, 1,
                                         rd=cfg.hc_recursion)
         self._check_health = cfg.max_fails > 0 and cfg.hc_interval > 0
+        # Without probes nothing could bring a down upstream back: then nothing is ever down.
+        self._max_fails = cfg.max_fails if self._check_health else 0
 
     # --- chain --------------------------------------------------------------------------
     def match(self, qname: str) -> bool:
@@ -166,7 +168,7 @@ class Forward(Plugin):
             i += 1
             st = self.states[idx]
             canary = False
-            if st.looped or st.down(self.cfg.max_fails):
+            if st.looped or st.down(self._max_fails):
                 fails += 1
                 if fails < n:
                     continue

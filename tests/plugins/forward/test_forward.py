@@ -121,6 +121,11 @@ def test_duplicate_upstream_replies_give_one_client_reply(kd: KdnsProcess) -> No
             s.recv(4096)
 
 
+def test_long_cname_chain_passes_through(kd: KdnsProcess) -> None:
+    r = kd.query(uniq("cname-20"), "A")
+    assert r.rcode() == 0 and len(r.answer) == 21
+
+
 def test_upstream_servfail_and_refused_pass_through(kd: KdnsProcess) -> None:
     assert kd.query(uniq("servfail")).rcode() == dns.rcode.SERVFAIL
     assert kd.query(uniq("refused")).rcode() == dns.rcode.REFUSED

@@ -395,3 +395,13 @@ async def test_stop_lets_queries_in_flight_finish() -> None:
     await asyncio.sleep(0.01)
     await f.stop()  # e.g. the old chain after a reload
     assert (await pending).answer
+
+
+async def test_without_probes_an_upstream_is_never_marked_down() -> None:
+    async def h(u, q, proto):  # type: ignore[no-untyped-def]
+        raise UpstreamError("refused")
+    f, t = forward(h, (U1,), hc_interval=0.0, failfast_all_unhealthy=True)
+    for _ in range(5):
+        with pytest.raises(PluginError, match="refused"):
+            await f.serve(request())
+    assert len(t.calls) == 10  # every query still tried (2 attempts each), never "no healthy"
