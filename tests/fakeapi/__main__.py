@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 
+import yaml
 from aiohttp import web
 
 from tests.fakeapi.app import FakeApi
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     try:
         asyncio.run(_serve(args))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, OverflowError, yaml.YAMLError) as exc:
         print(f"fakeapi: {exc}", file=sys.stderr)
         return 1
     return 0
