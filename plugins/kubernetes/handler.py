@@ -12,6 +12,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 
 from kdns.errors import KdnsError
@@ -27,6 +28,7 @@ from .metrics import programming_latency_observer
 from .parse import KubernetesConfig
 from .records import namespace_from_raw, pod_from_raw, slice_from_raw, svc_from_raw
 from .store import Store
+from .versions import TagVersions
 
 log = plugin_log("kubernetes")
 
@@ -48,6 +50,7 @@ class Kubernetes(Plugin):
         self.store = Store(need_slices=not cfg.noendpoints, need_pods=cfg.pods == "verified")
         self.resolver = Resolver(cfg, self.store)
         self.answers = AnswerCache(self.store)
+        self.versions = TagVersions(self.store)
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Any = None
 
@@ -63,6 +66,7 @@ class Kubernetes(Plugin):
 
     async def serve(self, req: Request) -> dns.message.Message:
         res = self.answer(req.name, req.qtype)
+        self._declare_reuse(req, res)
         if res.outcome is Outcome.NEXT:
             return await self.next.serve(req)
         if res.outcome is Outcome.REFUSED:
@@ -77,6 +81,20 @@ class Kubernetes(Plugin):
             if truncated:
                 r.flags |= dns.flags.TC
         return r
+
+    def _declare_reuse(self, req: Request, res: Result) -> None:
+        """Tell the wire fast path whether (and while what is unchanged) this reply may be
+        replayed. Not reusable: SERVFAIL before sync, ExternalName chases (the rest of the
+        server answers part of it), and SRV, whose targets carry the query's zone spelling
+        in uncompressed rdata (a replay keyed by the lower-cased name would get it wrong)."""
+        if res.outcome is Outcome.NEXT:
+            if res.tags:  # a fallthrough: the name may come into existence here
+                req.reusable(*self.versions.for_result(res))
+            return
+        if not res.cacheable or req.qtype == dns.rdatatype.SRV:
+            req.not_reusable()
+            return
+        req.reusable(*self.versions.for_result(res))
 
     async def _chase(self, req: Request, target: dns.name.Name
                      ) -> tuple[list[dns.rrset.RRset], bool]:

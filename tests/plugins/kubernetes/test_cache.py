@@ -98,3 +98,28 @@ def test_cache_is_bounded() -> None:
         q = f"s{i}.n.svc.cluster.local."
         cache.put((q, 1), resolver.resolve(dns.name.from_text(q), 1))
     assert len(cache) <= 10
+
+
+def test_tag_versions_bump_exactly_the_touched_tags() -> None:
+    from kdns.plugins.kubernetes.versions import TagVersions
+
+    store = load_store([k8s.namespace("n1"), k8s.service("n1", "a", cluster_ip="10.0.0.1"),
+                        k8s.service("n1", "b", cluster_ip="10.0.0.2")])
+    versions = TagVersions(store, max_tags=50)
+    resolver = Resolver(config(), store)
+    res_a = resolver.resolve(dns.name.from_text("a.n1.svc.cluster.local."), 1)
+    res_b = resolver.resolve(dns.name.from_text("b.n1.svc.cluster.local."), 1)
+    res_x = resolver.resolve(dns.name.from_text("x.n1.svc.cluster.local."), 1)  # NXDOMAIN
+    va, vb, vx = (versions.for_result(r) for r in (res_a, res_b, res_x))
+    snap = {id(v): v.n for v in va + vb + vx}
+    raw = k8s.service("n1", "a", cluster_ip="10.0.0.9")
+    raw["metadata"]["resourceVersion"] = "2"
+    store.upsert_service("n1/a", svc_from_raw(raw))
+    assert any(v.n != snap[id(v)] for v in va)
+    assert all(v.n == snap[id(v)] for v in vb)
+    store.upsert_service("n1/x", svc_from_raw(k8s.service("n1", "x", cluster_ip="10.0.0.3")))
+    assert any(v.n != snap[id(v)] for v in vx)  # the NXDOMAIN (with SOA) is invalidated
+    for i in range(60):  # overflow: everything is invalidated, then the table starts over
+        versions.for_result(resolver.resolve(dns.name.from_text(f"z{i}.n1.svc.cluster.local."), 1))
+    assert len(versions) <= 50
+    assert versions.everything.n > 0
