@@ -107,7 +107,7 @@ def test_kdns_cni_with_host_local_ipam_then_reference_portmap(
 
 
 def test_reference_bridge_with_kdns_ipam(
-        netns: Namespaces, cni_path: str, tmp_path: Path) -> None:
+        netns: Namespaces, cni_path: str, tmp_path: Path, server: Any) -> None:
     node, p1, p2 = netns.add("node"), netns.add("p1"), netns.add("p2")
     net = f"{netns.prefix}-ref"
     conflist = {"cniVersion": "1.0.0", "name": net, "plugins": [
@@ -119,8 +119,10 @@ def test_reference_bridge_with_kdns_ipam(
     ]}
     env = _setup(netns, tmp_path, cni_path, conflist)
     rc1, r1 = _run(node, "add", net, p1, env, cid="r1")
-    rc2, r2 = _run(node, "add", net, p2, env, cid="r2")
+    rc2, r2 = _run(node, "add", net, p2, {**env, **_PORTS}, cid="r2")
     assert (rc1, rc2) == (0, 0), (r1, r2)
+    server(p2)
+    assert _fetch(node, "10.247.0.1", 8080).startswith("hello from pod")  # portmap -> p2
     assert [ip["address"] for ip in r1["ips"] + r2["ips"]] == ["10.247.0.100/24",
                                                              "10.247.0.101/24"]
     assert ping(p1, "10.247.0.101") and ping(p2, "10.247.0.1")
@@ -130,8 +132,10 @@ def test_reference_bridge_with_kdns_ipam(
     (store / "10.247.0.100").unlink()
     rc, out = _run(node, "check", net, p1, env, cid="r1")
     assert rc == 1 and "r1" in out["msg"], out
-    assert _run(node, "del", net, p2, env, cid="r2")[0] == 0
+    assert _run(node, "del", net, p2, {**env, **_PORTS}, cid="r2")[0] == 0
     assert not (store / "10.247.0.101").exists()
+    assert "--dport 8080" not in sh("ip", "netns", "exec", node, "iptables-nft", "-t", "nat",
+                                    "-S").stdout
 
 
 def test_reference_plugins_refuse_spec_1_1_so_interop_is_1_0(tmp_path: Path) -> None:
