@@ -25,6 +25,10 @@ SHARDS: Final = 256
 _TYPE_OPT: Final = 41
 _QR, _AA, _RD, _RA, _AD, _CD = 0x8000, 0x0400, 0x0100, 0x0080, 0x0020, 0x0010
 OUR_PAYLOAD: Final = 1232
+_HEADER: Final = struct.Struct("!HH")
+_ARCOUNT: Final = struct.Struct("!H")
+_OPT: Final = b"\x00\x00\x29" + struct.pack("!HBBHH", OUR_PAYLOAD, 0, 0, 0, 0)
+_OPT_DO: Final = b"\x00\x00\x29" + struct.pack("!HBBHH", OUR_PAYLOAD, 0, 0, 0x8000, 0)
 
 
 def make_key(name_wire: bytes, qtype: int, qclass: int, do: bool, cd: bool) -> bytes:
@@ -127,14 +131,14 @@ class Entry:
             flags |= _AA
         if do or qflags & _AD:
             flags |= self.flags & _AD
-        an, ns, ar = struct.unpack_from("!HHH", self.wire, 6)
-        opt = b""
         if edns:
-            ar += 1
-            opt = b"\x00\x00\x29" + struct.pack("!HBBHH", OUR_PAYLOAD, 0, 0,
-                                                0x8000 if do else 0, 0)
-        header = struct.pack("!HHHHHH", qid, flags, 1, an, ns, ar)
-        return header + question + self.body(ttl) + opt
+            return (_HEADER.pack(qid, flags) + self.wire[4:10] + _ARCOUNT.pack(self.arcount + 1)
+                    + question + self.body(ttl) + (_OPT_DO if do else _OPT))
+        return _HEADER.pack(qid, flags) + self.wire[4:12] + question + self.body(ttl)
+
+    @property
+    def arcount(self) -> int:
+        return int.from_bytes(self.wire[10:12], "big")
 
 
 def _with_ttl(rrsets: list[dns.rrset.RRset], ttl: int) -> list[dns.rrset.RRset]:
