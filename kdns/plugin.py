@@ -37,8 +37,8 @@ class Request:
 
     __slots__ = (
         "answered_by", "cd", "client", "do", "edns", "local", "memo_deps", "memo_rotate",
-        "memo_until", "msg", "no_memo", "proto", "qclass", "qname", "qtype", "server", "size",
-        "udp_size", "zone",
+        "memo_until", "msg", "no_memo", "on_reply", "proto", "qclass", "qname", "qtype", "server",
+        "size", "udp_size", "zone",
     )
 
     def __init__(
@@ -68,6 +68,9 @@ class Request:
         self.cd = bool(msg.flags & dns.flags.CD)
         self.udp_size = udp_size
         self.answered_by = ""
+        # Called by the server with the final reply and its wire bytes, after rendering (so
+        # after truncation and for error replies too), e.g. for query logging. One consumer.
+        self.on_reply: Callable[[dns.message.Message, bytes], None] | None = None
         # Reuse of this answer by the fast path (kdns/wire/fastpath.py): plugins opt in with
         # reusable(); any plugin that must see every query (or varies its answer) opts out.
         self.memo_deps: list[tuple[Version, int]] | None = None

@@ -128,6 +128,11 @@ class QueryProcessor:
             resp = req.reply(dns.rcode.SERVFAIL)
             req.no_memo = True
             out = render(resp, req.max_size)
+        if req.on_reply is not None:
+            try:
+                req.on_reply(resp, out)
+            except Exception as e:  # an observer's bug must not cost the client its answer
+                log.error("on_reply callback failed: %r", e)
         rcode = resp.rcode()
         if req.memo_deps is not None and not req.no_memo:
             self._remember(wire, out, req, rcode)
