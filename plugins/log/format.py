@@ -1,12 +1,14 @@
 """The log line: CoreDNS's replacer (plugin/pkg/replacer), pure functions.
 
 ``compile_format`` splits a format into literal, label and metadata nodes once per rule, exactly
-as CoreDNS's parseFormat does (an unknown ``{X}`` stays literal text); ``render_line`` fills the
-nodes from a ``LineData`` snapshot of one query and its reply.
+as CoreDNS's parseFormat does (an unknown ``{X}`` stays literal text); ``compile_line`` turns the
+nodes into strings and getters, and ``render_line`` fills them from a ``LineData`` snapshot of
+one query and its reply.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -92,50 +94,52 @@ def seconds_text(ns: int) -> str:
     return text + "s"
 
 
-def _label(label: str, d: LineData) -> str:
-    match label:
-        case "{type}":
-            return d.qtype
-        case "{name}":
-            return d.name
-        case "{class}":
-            return d.qclass
-        case "{proto}":
-            return d.proto
-        case "{size}":
-            return str(d.size)
-        case "{remote}":
-            return rfc3986(d.remote)
-        case "{port}":
-            return str(d.port)
-        case "{local}":
-            return rfc3986(d.local) if d.local else EMPTY
-        case "{>id}":
-            return str(d.id)
-        case "{>opcode}":
-            return str(d.opcode)
-        case "{>do}":
-            return "true" if d.do else "false"
-        case "{>bufsize}":
-            return str(d.bufsize)
-        case "{rcode}":
-            return d.rcode
-        case "{rsize}":
-            return str(d.rsize)
-        case "{duration}":
-            return seconds_text(d.duration_ns)
-        case "{>rflags}":
-            return EMPTY if d.flags is None else flags_text(d.flags)
-    return EMPTY
+def _duration(d: LineData) -> str:
+    return seconds_text(d.duration_ns)
 
 
-def render_line(nodes: tuple[Node, ...], d: LineData) -> str:
-    parts = []
-    for kind, value in nodes:
+def _rflags(d: LineData) -> str:
+    return EMPTY if d.flags is None else flags_text(d.flags)
+
+
+Getter = Callable[[LineData], str]
+GETTERS: Final[dict[str, Getter]] = {
+    "{type}": lambda d: d.qtype,
+    "{name}": lambda d: d.name,
+    "{class}": lambda d: d.qclass,
+    "{proto}": lambda d: d.proto,
+    "{size}": lambda d: str(d.size),
+    "{remote}": lambda d: rfc3986(d.remote),
+    "{port}": lambda d: str(d.port),
+    "{local}": lambda d: rfc3986(d.local) if d.local else EMPTY,
+    "{>id}": lambda d: str(d.id),
+    "{>opcode}": lambda d: str(d.opcode),
+    "{>do}": lambda d: "true" if d.do else "false",
+    "{>bufsize}": lambda d: str(d.bufsize),
+    "{rcode}": lambda d: d.rcode,
+    "{rsize}": lambda d: str(d.rsize),
+    "{duration}": _duration,
+    "{>rflags}": _rflags,
+}
+assert GETTERS.keys() == LABELS
+
+
+def _metadata(label: str) -> Getter:
+    return lambda d: d.metadata.get(label, EMPTY)
+
+
+def compile_line(fmt: str) -> tuple[str | Getter, ...]:
+    """The format as literal strings and value getters, ready for ``render_line``."""
+    parts: list[str | Getter] = []
+    for kind, value in compile_format(fmt):
         if kind == LITERAL:
             parts.append(value)
         elif kind == LABEL:
-            parts.append(_label(value, d))
+            parts.append(GETTERS[value])
         else:
-            parts.append(d.metadata.get(value, EMPTY))
-    return "".join(parts)
+            parts.append(_metadata(value))
+    return tuple(parts)
+
+
+def render_line(parts: tuple[str | Getter, ...], d: LineData) -> str:
+    return "".join(p if isinstance(p, str) else p(d) for p in parts)

@@ -1,30 +1,57 @@
-"""log handler: times the rest of the chain and writes one line per matching query.
+"""log handler: one line per matching query, written from the reply as the client gets it.
 
 Several ``log`` directives in a block become one handler whose rules are tried in Corefile order;
-the first rule whose zone matches decides (CoreDNS's Logger). A query that fails with a plugin
-error is logged with the error reply the server will send.
+the first rule whose zone matches decides (CoreDNS's Logger). The line is built when the server
+has rendered the reply (``Request.on_reply``): sizes and flags are those sent, a failed query is
+logged with its error reply, and nothing is rendered twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from functools import partial
 
 import dns.message
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from kdns.errors import KdnsError, PluginError
 from kdns.plugin import Handler, Plugin, Request
-from kdns.wire.render import render
 
 from .classify import classify, typify
-from .format import LineData, Node, compile_format, render_line
+from .format import Getter, LineData, compile_line, render_line
 from .parse import Rule
 from .writer import WRITER
 
 _RCODE_TEXT = {16: "BADSIG"}  # miekg/dns's name for 16, which CoreDNS prints
+_TEXT_CACHE_MAX = 4096
+_type_text: dict[int, str] = {}
+_class_text: dict[int, str] = {}
+_rcode_texts: dict[int, str] = {}
+
+
+def _cached(cache: dict[int, str], value: int, text: Callable[[int], str]) -> str:
+    """Enum text costs microseconds in dnspython; these values repeat on every query."""
+    t = cache.get(value)
+    if t is None:
+        t = text(value)
+        if len(cache) < _TEXT_CACHE_MAX:
+            cache[value] = t
+    return t
+
+
+def _rdtype_text(value: int) -> str:
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType(value))
+
+
+def _rdclass_text(value: int) -> str:
+    return dns.rdataclass.to_text(dns.rdataclass.RdataClass(value))
+
+
+def _rcode_text(rcode: int) -> str:
+    return _RCODE_TEXT.get(rcode) or dns.rcode.to_text(dns.rcode.Rcode(rcode))
 
 
 class Log(Plugin):
@@ -33,8 +60,8 @@ class Log(Plugin):
     def __init__(self, next: Handler, rules: tuple[Rule, ...]) -> None:
         super().__init__(next)
         self.rules = rules
-        self._nodes: dict[str, tuple[Node, ...]] = {r.format: compile_format(r.format)
-                                                    for r in rules}
+        self._lines: dict[str, tuple[str | Getter, ...]] = {r.format: compile_line(r.format)
+                                                            for r in rules}
 
     @classmethod
     def link(cls, next: Handler, rules: tuple[Rule, ...]) -> Log:
@@ -52,20 +79,14 @@ class Log(Plugin):
 
     async def serve(self, req: Request) -> dns.message.Message:
         rule = self.match(req.qname)
-        if rule is None:
-            return await self.next.serve(req)
-        req.not_reusable()  # a fast-path replay would skip this query's log line
-        start = time.perf_counter_ns()
-        try:
-            resp = await self.next.serve(req)
-        except KdnsError as e:
-            rcode = e.rcode if isinstance(e, PluginError) else dns.rcode.SERVFAIL
-            self._log(rule, req, req.reply(rcode), start)
-            raise
-        self._log(rule, req, resp, start)
-        return resp
+        if rule is not None:
+            req.not_reusable()  # a fast-path replay would skip this query's log line
+            req.on_reply = partial(self._log, rule, req, time.perf_counter_ns())
+        return await self.next.serve(req)
 
-    def _log(self, rule: Rule, req: Request, resp: dns.message.Message, start: int) -> None:
+    def _log(self, rule: Rule, req: Request, start: int, resp: dns.message.Message,
+             wire: bytes) -> None:
+        """Called by the server with the reply as sent (error replies and truncation included)."""
         elapsed = time.perf_counter_ns() - start
         rtype = ""
         if "all" not in rule.classes:
@@ -73,14 +94,12 @@ class Log(Plugin):
             if classify(rtype) not in rule.classes and not (
                     rule.min_duration > 0 and elapsed > rule.min_duration * 1e9):
                 return
-        wire = render(resp, req.max_size)  # what the client receives: size and TC as sent
+        meta = {}
         if "{/log/" in rule.format:
             rtype = rtype or typify(resp)
             meta = {"log/type": rtype, "log/class": classify(rtype)}
-        else:
-            meta = {}
-        WRITER.put(render_line(self._nodes[rule.format], line_data(req, resp, wire, elapsed,
-                                                                   meta)))
+        data = line_data(req, resp, wire, elapsed, meta)
+        WRITER.put(render_line(self._lines[rule.format], data))
 
     async def stop(self) -> None:
         await asyncio.to_thread(WRITER.flush)  # a blocked stdout must not stall the loop
@@ -93,13 +112,12 @@ def line_data(req: Request, resp: dns.message.Message, wire: bytes, elapsed_ns: 
         bufsize = 65535
     else:
         bufsize = max(msg.payload, 512) if req.edns else 512
-    rcode = resp.rcode()
-    rcode_text = _RCODE_TEXT.get(rcode) or dns.rcode.to_text(rcode)
     return LineData(
-        qtype=dns.rdatatype.to_text(req.qtype), name=req.qname,
-        qclass=dns.rdataclass.to_text(req.qclass), proto=req.proto,
+        qtype=_cached(_type_text, req.qtype, _rdtype_text),
+        name=req.qname, qclass=_cached(_class_text, req.qclass, _rdclass_text),
+        proto=req.proto,
         size=req.size or len(msg.to_wire()), remote=req.client[0], port=req.client[1],
         local=req.local[0], id=msg.id, opcode=msg.opcode(), do=req.do, bufsize=bufsize,
-        rcode=rcode_text, rsize=len(wire), duration_ns=elapsed_ns,
-        flags=int.from_bytes(wire[2:4], "big"), metadata=meta,
+        rcode=_cached(_rcode_texts, resp.rcode(), _rcode_text), rsize=len(wire),
+        duration_ns=elapsed_ns, flags=int.from_bytes(wire[2:4], "big"), metadata=meta,
     )

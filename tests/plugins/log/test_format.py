@@ -16,6 +16,7 @@ from kdns.plugins.log.format import (
     METADATA,
     LineData,
     compile_format,
+    compile_line,
     render_line,
     seconds_text,
 )
@@ -64,10 +65,10 @@ def data(**kw: object) -> LineData:
 
 def test_common_and_combined_lines() -> None:
     d = data()
-    assert render_line(compile_format(COMMON_FORMAT), d) == (
+    assert render_line(compile_line(COMMON_FORMAT), d) == (
         '10.240.0.1:40212 - 1053 "A IN example.org. udp 29 false 512" NOERROR qr,rd,ad,cd 29 '
         '0.00007631s')
-    assert render_line(compile_format(COMBINED_FORMAT), d).endswith(' 0.00007631s "0"')
+    assert render_line(compile_line(COMBINED_FORMAT), d).endswith(' 0.00007631s "0"')
 
 
 @pytest.mark.parametrize("fmt,kw,text", [
@@ -81,7 +82,7 @@ def test_common_and_combined_lines() -> None:
     ("{unknown} {>ID}", {}, "{unknown} {>ID}"),
 ])
 def test_placeholders(fmt: str, kw: dict[str, object], text: str) -> None:
-    assert render_line(compile_format(fmt), data(**kw)) == text
+    assert render_line(compile_line(fmt), data(**kw)) == text
 
 
 def reply(rcode: int = 0, qtype: str = "A", answer: str = "", authority: str = "",
