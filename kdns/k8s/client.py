@@ -250,11 +250,11 @@ class ApiClient:
 
     async def _open(self, path: str, params: dict[str, str]) -> aiohttp.ClientResponse:
         """Send a GET and return the response once its headers are in; errors are mapped."""
-        verb = "WATCH" if "watch" in params else "GET"
+        what = "watch" if "watch" in params else "GET"  # for messages; metrics say GET (client-go)
         if self._limiter is not None:
             started = time.monotonic()
             await self._limiter.acquire()
-            metrics.REST_RATE_LIMITER_DURATION.labels(verb, self._host).observe(
+            metrics.REST_RATE_LIMITER_DURATION.labels("GET", self._host).observe(
                 time.monotonic() - started
             )
         session = self._get_session()
@@ -273,9 +273,9 @@ class ApiClient:
                     )
             except _TRANSPORT_ERRORS as exc:
                 metrics.REST_REQUESTS.labels("<error>", "GET", self._host).inc()
-                raise ApiConnectionError(f"{verb} {path}: {_why(exc)}") from None
+                raise ApiConnectionError(f"{what} {path}: {_why(exc)}") from None
             metrics.REST_REQUESTS.labels(str(resp.status), "GET", self._host).inc()
-            metrics.REST_REQUEST_DURATION.labels(verb, self._host).observe(
+            metrics.REST_REQUEST_DURATION.labels("GET", self._host).observe(
                 time.monotonic() - started
             )
             if resp.status < 400:
