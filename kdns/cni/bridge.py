@@ -22,7 +22,13 @@ from kdns.cni.errors import (
     CniError,
 )
 from kdns.cni.ipam.plugin import Attachment
-from kdns.cni.netconf import BridgeConfig, bridge_mac, host_veth_name, parse_bridge_config
+from kdns.cni.netconf import (
+    BridgeConfig,
+    bridge_mac,
+    host_veth_name,
+    node_identity,
+    parse_bridge_config,
+)
 from kdns.cni.result import DNS, Interface, IPConfig, Result, Route
 from kdns.cni.skel import Request
 
@@ -72,8 +78,8 @@ class BridgePlugin:
             if netlink.get_link(pod, env.ifname) is not None:
                 raise CniError(INTERFACE_EXISTS,
                                f"container veth name provided ({env.ifname}) already exists")
-            bridge = netlink.ensure_bridge(host, cfg.bridge, bridge_mac(cfg.bridge), cfg.mtu,
-                                           cfg.promisc_mode)
+            mac = bridge_mac(cfg.bridge, node_identity())
+            bridge = netlink.ensure_bridge(host, cfg.bridge, mac, cfg.mtu, cfg.promisc_mode)
             netlink.delete_link(host, host_name)  # left over from an attachment never DELeted
             netlink.create_veth(host, host_name, env.netns, env.ifname, cfg.mtu)
             try:

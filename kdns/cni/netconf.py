@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -119,9 +120,21 @@ def host_veth_name(container_id: str, ifname: str) -> str:
     return f"veth{digest[:8]}"
 
 
-def bridge_mac(bridge: str) -> str:
-    """A stable, locally administered unicast MAC. Pinning it keeps the gateway MAC from
-    changing as ports come and go (Linux bridges otherwise take the lowest port MAC)."""
-    d = hashlib.sha256(f"kdns-cni bridge {bridge}".encode()).digest()
+def bridge_mac(bridge: str, node_id: str) -> str:
+    """A stable, locally administered unicast MAC for the bridge: the same on every ADD on
+    this node (Linux bridges otherwise take the lowest port MAC, so the gateway MAC would
+    change as pods come and go), different between nodes (`node_id`), in case bridges are
+    ever joined at layer 2."""
+    d = hashlib.sha256(f"kdns-cni bridge {node_id} {bridge}".encode()).digest()
     first = (d[0] & 0xFC) | 0x02
     return ":".join(f"{b:02x}" for b in (first, *d[1:6]))
+
+
+def node_identity() -> str:
+    """/etc/machine-id when there is one (stable across reboots), else the host name."""
+    try:
+        with open("/etc/machine-id", encoding="ascii") as f:
+            machine_id = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        machine_id = ""
+    return machine_id or socket.gethostname()

@@ -83,6 +83,8 @@ def get_link(ipr: Any, name: str) -> Link | None:
 
 
 def ensure_bridge(ipr: Any, name: str, mac: str, mtu: int, promisc: bool) -> Link:
+    """Creates the bridge with `mac` set explicitly, which pins it; a bridge that already
+    exists keeps the MAC it has (an operator may have chosen it)."""
     link = get_link(ipr, name)
     if link is None:
         try:
@@ -94,8 +96,6 @@ def ensure_bridge(ipr: Any, name: str, mac: str, mtu: int, promisc: bool) -> Lin
     if link is None or link.kind != "bridge":
         raise CniError(PLUGIN_FAILURE, f"{name!r} already exists but is not a bridge")
     try:
-        if link.mac != mac:
-            ipr.link("set", index=link.index, address=mac)
         ipr.link("set", index=link.index, state="up")
         if promisc:
             ipr.link("set", index=link.index, flags=0x100, change=0x100)  # IFF_PROMISC

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kdns.cni.netconf import bridge_mac, host_veth_name
+from kdns.cni.netconf import bridge_mac, host_veth_name, node_identity
 from tests.cni.cnitest import (
     Call,
     Namespaces,
@@ -82,7 +82,7 @@ def test_add_wires_two_pods_that_reach_each_other_and_the_gateway(world: World) 
     bridge = world.conf["bridge"]
     assert [i["name"] for i in r1["interfaces"]] == [
         bridge, host_veth_name("c1", "eth0"), "eth0"]
-    assert r1["interfaces"][0]["mac"] == bridge_mac(bridge)
+    assert r1["interfaces"][0]["mac"] == bridge_mac(bridge, node_identity())
     assert r1["interfaces"][2]["sandbox"] == path_of(p1)
     assert r1["ips"][0] == {"interface": 2, "address": "10.250.0.2/24", "gateway": "10.250.0.1"}
     assert _addr(r2, 4) == "10.250.0.3"
@@ -99,12 +99,16 @@ def test_add_wires_two_pods_that_reach_each_other_and_the_gateway(world: World) 
                          host_veth_name("c1", "eth0")).stdout)[0]
     assert port["master"] == bridge and port["linkinfo"]["info_slave_data"]["hairpin"]
     br = json.loads(sh("ip", "-n", world.node, "-j", "link", "show", bridge).stdout)[0]
-    assert br["address"] == bridge_mac(bridge)
+    assert br["address"] == bridge_mac(bridge, node_identity())
     fwd = sh("ip", "netns", "exec", world.node, "sysctl", "-n", "net.ipv4.ip_forward").stdout
     assert fwd.strip() == "1"
     masq = {e["address"]: e["comment"] for e in nft_elements(world.node)}
     assert masq["10.250.0.2"] == f"c1 eth0 {world.conf['name']}"
     assert set(masq) == {"10.250.0.2", "10.250.0.3", _addr(r1, 6), _addr(r2, 6)}
+    # the pinned gateway MAC survives ports coming and going
+    assert world.call("DEL", p1, cid="c1").rc == 0
+    br = json.loads(sh("ip", "-n", world.node, "-j", "link", "show", bridge).stdout)[0]
+    assert br["address"] == bridge_mac(bridge, node_identity())
 
 
 def test_ipv6_works_in_a_pod_created_with_ipv6_disabled(world: World) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from kdns.cni.errors import CniError
-from kdns.cni.netconf import bridge_mac, host_veth_name, parse_bridge_config
+from kdns.cni.netconf import bridge_mac, host_veth_name, node_identity, parse_bridge_config
 
 BASE: dict[str, Any] = {"cniVersion": "1.0.0", "name": "net", "type": "kdns-cni",
                         "ipam": {"type": "host-local"}}
@@ -44,7 +44,9 @@ def test_names_and_macs_are_deterministic() -> None:
     assert host_veth_name("c1", "eth0") != host_veth_name("c1", "eth1")
     assert host_veth_name("c1e", "th0") != host_veth_name("c1", "eth0")
     assert len(host_veth_name("x" * 64, "eth0")) <= 15
-    mac = bridge_mac("cni0")
-    assert mac == bridge_mac("cni0") and mac != bridge_mac("cni1")
+    mac = bridge_mac("cni0", "node-a")
+    assert mac == bridge_mac("cni0", "node-a") and mac != bridge_mac("cni1", "node-a")
+    assert mac != bridge_mac("cni0", "node-b")
+    assert node_identity()
     first = int(mac.split(":")[0], 16)
     assert first & 2 and not first & 1  # locally administered unicast
