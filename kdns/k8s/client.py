@@ -283,7 +283,9 @@ class ApiClient:
             body = await _read_error_body(resp)
             if resp.status == 401 and attempt == 0 and await self._refresh_credentials():
                 continue
-            raise _status_error(body, http_status=resp.status, reason=resp.reason or "")
+            error = _status_error(body, http_status=resp.status, reason=resp.reason or "")
+            error.retry_after = _retry_after(resp.headers.get("Retry-After"))
+            raise error
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _refresh_credentials(self) -> bool:
@@ -322,6 +324,15 @@ def _selectors(label_selector: str | None, field_selector: str | None) -> dict[s
     if field_selector:
         params["fieldSelector"] = field_selector
     return params
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the API server sends an integer); dates are ignored."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= 3600 else None
 
 
 def _why(exc: BaseException) -> str:

@@ -33,6 +33,7 @@ class ApiError(K8sError):
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after: float | None = None  # seconds, from a Retry-After header (429/503)
 
 
 class ApiGone(ApiError):

@@ -32,7 +32,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from kdns.k8s import _json, metrics, relay
 from kdns.k8s.client import ApiClient
-from kdns.k8s.errors import ApiConnectionError, ApiGone, K8sError, MalformedObject, WatchStalled
+from kdns.k8s.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiGone,
+    K8sError,
+    MalformedObject,
+    WatchStalled,
+)
 from kdns.k8s.resources import Resource
 from kdns.k8s.watchstream import MALFORMED, WatchEvent
 
@@ -41,6 +48,7 @@ T = TypeVar("T")
 _APPLIED = ("ADDED", "MODIFIED", "DELETED")
 FIRST_PAGE = 50  # objects in the first page of a list; later pages are sized by bytes
 PAGE_BYTES = 256 * 1024  # target JSON size of a list page: a few ms to parse
+RETRY_AFTER_MAX = 30.0  # seconds; a larger Retry-After is not believed
 _CPU_SLICE = 0.002  # seconds of reducing between yields to the event loop
 
 
@@ -162,6 +170,7 @@ class Reflector(Generic[T]):
         list_reason: str | None = "initial"
         watched_since_list = False
         while True:
+            retry_after: float | None = None
             try:
                 if list_reason is None and not self.resource_version and watched_since_list:
                     # The list had no resourceVersion, so a watch cannot resume: relist.
@@ -190,6 +199,7 @@ class Reflector(Generic[T]):
                     continue
                 self._failures += 1  # the list itself got a 410 (expired continue token)
             except K8sError as exc:
+                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
                 if self._got_event:
                     self._failures = 0
                 self._failures += 1
@@ -205,7 +215,15 @@ class Reflector(Generic[T]):
                 n = self._failures
                 if n & (n - 1) == 0 or n % 100 == 0:
                     self.log.warning("%s: %s (failure %d, retrying)", name, exc, n)
-            await asyncio.sleep(self.timing.backoff(self._failures))
+            await asyncio.sleep(self._delay(retry_after))
+
+    def _delay(self, retry_after: float | None) -> float:
+        """The backoff, stretched to the server's Retry-After (429 from API priority and
+        fairness) but never beyond RETRY_AFTER_MAX."""
+        delay = self.timing.backoff(self._failures)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, RETRY_AFTER_MAX))
+        return delay
 
     def _recovered(self) -> None:
         if self._failures:

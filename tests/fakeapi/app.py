@@ -72,6 +72,7 @@ class _Fault:
     path: str | None = None
     watch: bool | None = None
     param: str | None = None
+    retry_after: int | None = None
 
     def matches(self, path: str, is_watch: bool, query: Any) -> bool:
         if self.path is not None and not path.startswith(self.path):
@@ -255,9 +256,11 @@ class FakeApi:
     # requests, ``param`` to requests carrying that query parameter (e.g. "continue").
 
     def fail_next(self, count: int | None = 1, status: int = 500, *, path: str | None = None,
-                  watch: bool | None = None, param: str | None = None) -> None:
-        """The next ``count`` matching requests get an error Status (None: until cleared)."""
-        self.faults.append(_Fault("status", count, status, path, watch, param))
+                  watch: bool | None = None, param: str | None = None,
+                  retry_after: int | None = None) -> None:
+        """The next ``count`` matching requests get an error Status (None: until cleared),
+        with a Retry-After header when ``retry_after`` is set (429 from API priority)."""
+        self.faults.append(_Fault("status", count, status, path, watch, param, retry_after))
 
     def gone_next(self, count: int | None = 1, *, path: str | None = None,
                   watch: bool | None = None, param: str | None = None) -> None:
@@ -365,7 +368,10 @@ class FakeApi:
 
     async def _inject(self, fault: _Fault, request: web.Request) -> web.StreamResponse:
         if fault.action == "status":
-            return _status(fault.status, f"injected fault: HTTP {fault.status}")
+            resp = _status(fault.status, f"injected fault: HTTP {fault.status}")
+            if fault.retry_after is not None:
+                resp.headers["Retry-After"] = str(fault.retry_after)
+            return resp
         if fault.action == "hang":
             self.hanging += 1
             try:

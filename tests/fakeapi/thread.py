@@ -139,8 +139,10 @@ class FakeApiServer:
         self.call(lambda a: setattr(a, "tokens", new))
 
     def fail_next(self, count: int | None = 1, status: int = 500, *, path: str | None = None,
-                  watch: bool | None = None, param: str | None = None) -> None:
-        self.call(lambda a: a.fail_next(count, status, path=path, watch=watch, param=param))
+                  watch: bool | None = None, param: str | None = None,
+                  retry_after: int | None = None) -> None:
+        self.call(lambda a: a.fail_next(count, status, path=path, watch=watch, param=param,
+                                        retry_after=retry_after))
 
     def gone_next(self, count: int | None = 1, *, path: str | None = None,
                   watch: bool | None = None, param: str | None = None) -> None:

@@ -482,3 +482,13 @@ async def test_relist_reuses_records_of_unchanged_objects(fake_api_async: FakeAp
         api.delete("Service", "ns", "s0")
         await wait_until(lambda: "ns/s0" not in sink.items)
     assert sorted(reduced) == ["s0", "s1", "s1", "s2", "s2"]
+
+
+async def test_retry_after_of_a_429_is_honoured(fake_api_async: FakeApi) -> None:
+    api = fake_api_async
+    api.put(svc("a"))
+    api.fail_next(1, 429, watch=False, retry_after=1)
+    async with reflecting(api) as (_, sink):
+        assert sink.items.keys() == {"ns/a"}
+    first, second = (r.time for r in api.requests if not r.watch)
+    assert second - first >= 0.95  # FAST's own backoff would be 0.01-0.02 s
