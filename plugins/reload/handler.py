@@ -84,6 +84,9 @@ class Reload(Plugin):
         # First step runs once the whole config has started: only the newest instance logs.
         if _running and _running[-1] is self:
             log.info("Running configuration SHA512 = %s", self.digest)
+            if self.app.corefile_path is None:
+                log.warning("no Corefile file to watch (-conf stdin or the built-in default); "
+                            "only SIGUSR1 reloads")
         while True:
             await asyncio.sleep(self.period)
             path = self.app.corefile_path

@@ -6,9 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import dns.rcode
 import pytest
@@ -150,3 +154,29 @@ def test_sigusr1_reloads_without_the_plugin() -> None:
         assert "[INFO] SIGUSR1: Reloading" in k.lines
         assert k.query("a.sig.", "A").rcode() == dns.rcode.SERVFAIL
         assert not [x for x in k.lines if "plugin/reload" in x]
+
+
+def test_stdin_corefile_has_nothing_to_watch(tmp_path: Path) -> None:
+    port = free_port()
+    corefile = tmp_path / "from-stdin"
+    corefile.write_text(f".:{port} {{\n    reload 2s 1s\n    whoami\n}}\n")
+    with corefile.open() as stdin:
+        proc = subprocess.Popen([sys.executable, "-m", "kdns", "-conf", "stdin"], stdin=stdin,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        time.sleep(POLL)  # a tick passes without error
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out
+    assert "[WARNING] plugin/reload: no Corefile file to watch (-conf stdin or the built-in " \
+           "default); only SIGUSR1 reloads" in out
+    assert "Traceback" not in out and "Reloading" not in out
