@@ -153,6 +153,7 @@ def main() -> int:
     ap.add_argument("--per-slice", type=int, default=100)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--steady-seconds", type=float, default=3.0)
+    ap.add_argument("--workers", type=int, default=1, help="kdns -workers N")
     ap.add_argument("--headless-share", type=float, default=0.1,
                     help="share of queries for headless names (100 A records each)")
     args = ap.parse_args()
@@ -161,7 +162,7 @@ def main() -> int:
     rnd = random.Random(1)
     n_headless = round(len(cip) * args.headless_share / max(1e-9, 1 - args.headless_share))
     names = cip + [rnd.choice(hl) for _ in range(n_headless)] if hl else cip
-    result: dict[str, Any] = {"objects": {"namespaces": args.namespaces,
+    result: dict[str, Any] = {"workers": args.workers, "objects": {"namespaces": args.namespaces,
                                           "services": args.services,
                                           "endpointslices": args.slices,
                                           "endpoints": args.slices * args.per_slice}}
@@ -177,7 +178,8 @@ def main() -> int:
             f"    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n"
             f"        endpoint {api.url}\n        startup_timeout 60s\n    }}\n}}\n")
         t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "kdns", "-conf", str(corefile)],
+        proc = subprocess.Popen([sys.executable, "-m", "kdns", "-conf", str(corefile),
+                                 "-workers", str(args.workers)],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
             while True:
