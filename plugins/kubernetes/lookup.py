@@ -114,6 +114,10 @@ class _Parsed:
 _STRUCTURAL: Final = object()
 
 
+def _in_zone(lower: str, zone: str) -> bool:
+    return zone == "." or lower == zone or lower.endswith("." + zone)
+
+
 def _strip_underscore(label: str) -> str:
     return label[1:] if label.startswith("_") else label
 
@@ -143,8 +147,9 @@ class Resolver:
 
     # -- entry point ------------------------------------------------------------------------
     def match_zone(self, lower: str) -> str | None:
+        """The longest plugin zone holding ``lower`` (a lower-case fqdn), or None."""
         for z in self._zones:
-            if lower == z or lower.endswith("." + z):
+            if _in_zone(lower, z):
                 return z
         return None
 
@@ -368,7 +373,7 @@ class Resolver:
             return []
         cname = (qname, self.cfg.ttl, dns.rdtypes.ANY.CNAME.CNAME(IN, dns.rdatatype.CNAME,
                                                                    target))
-        if target_l == q.zone or target_l.endswith("." + q.zone):
+        if _in_zone(target_l, q.zone):
             nxt = self._addresses(target, target_l, qtype, q, depth + 1)
             return [cname, *nxt] if nxt else []
         if q.chase is None:

@@ -279,3 +279,12 @@ def test_external_out_of_zone_target_is_chased() -> None:
     res = resolve(r, "external.testns.svc.cluster.local.", "A")
     assert res.chase is not None and res.chase.to_text() == "ext.interwebs.test."
     assert not res.cacheable
+
+
+def test_root_zone_from_a_dot_server_block() -> None:
+    cfg = config(zones=(".",), primary_zone=".")
+    r = Resolver(cfg, load_store(cluster_objects(), cfg=cfg))
+    assert [rr.to_text() for rr in resolve(r, "svc1.testns.svc.", "A").answer] == [
+        "svc1.testns.svc. 5 IN A 10.0.0.1"]
+    assert resolve(r, "svc0.testns.svc.", "A").rcode == dns.rcode.NXDOMAIN
+    assert resolve(r, "example.org.", "A").rcode == dns.rcode.NXDOMAIN
