@@ -58,15 +58,20 @@ class Hosts(Plugin):
         self._warned: str = ""  # the last file problem logged, so it is logged once
         self._task: asyncio.Task[None] | None = None
         self.version = Version()
+        # Set while start() reads the file: queries wait for it rather than get an NXDOMAIN
+        # for a name the file has (the listeners are bound before plugins start).
+        self._first_load: asyncio.Future[None] | None = None
         # Inline entries are served from the first query on; the file joins in start().
         self.table: HostsTable = self._build(())
 
     # --- answering ---------------------------------------------------------------------
     async def serve(self, req: Request) -> dns.message.Message:
+        if self._first_load is not None:
+            await asyncio.shield(self._first_load)
         qname, qtype, table = req.qname, req.qtype, self.table
         if qtype == _PTR:
             # PTR names need not be in the plugin's zones; a missing PTR always passes on.
-            ptr = table.ptrs.get(qname)
+            ptr = table.ptr(qname)
             if ptr is None:
                 return await self._pass_on(req)
             r = req.reply(aa=True, by=self.name)
@@ -113,7 +118,12 @@ class Hosts(Plugin):
         if outside:  # CoreDNS ignores them silently; say so once
             log.warning("inline entries outside the zones %s are ignored: %s",
                         " ".join(self.origins), " ".join(dict.fromkeys(outside)))
-        await self.load()
+        self._first_load = asyncio.get_running_loop().create_future()
+        try:
+            await self.load()
+        finally:
+            self._first_load.set_result(None)
+            self._first_load = None
         HOSTS_ENTRIES.labels(self.cfg.path).set(self.table.entries)
         if self.cfg.reload > 0:
             self._task = asyncio.create_task(self._reload_loop(), name="hosts-reload")

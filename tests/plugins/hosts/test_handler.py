@@ -231,3 +231,16 @@ async def test_inline_entries_outside_the_zones_are_reported(
     assert ("inline entries outside the zones example.org. are ignored: other.example.net. "
             "x.example.com.") in [r.getMessage() for r in caplog.records]
     assert _answer(await h.serve(_req("a.example.org"))) == ["a.example.org. 10.0.0.1"]
+
+
+async def test_queries_during_the_first_read_wait_for_it(tmp_path: Path) -> None:
+    f = tmp_path / "hosts"
+    f.write_text("10.0.0.1 a.example.org\n")
+    h, _ = _hosts(f, reload=0.0)
+    start = asyncio.ensure_future(h.start())
+    await asyncio.sleep(0)  # start() is now reading the file in a thread
+    assert h._first_load is not None
+    r = await h.serve(_req("a.example.org"))
+    assert _answer(r) == ["a.example.org. 10.0.0.1"]
+    await start
+    assert h._first_load is None

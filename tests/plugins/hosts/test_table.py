@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import dns.rrset
 import pytest
 
 from kdns.plugins.hosts.table import (
@@ -36,6 +37,12 @@ def _table(text: str = HOSTS, inline: str = "", origins: tuple[str, ...] = (".",
     inl, bad = parse_hosts(inline)
     assert bad == []
     return build_table(lines, inl, origins, 3600, reverse)
+
+
+def _ptr(table: HostsTable, name: str) -> dns.rrset.RRset:
+    rrset = table.ptr(name)
+    assert rrset is not None, name
+    return rrset
 
 
 def _addrs(table: HostsTable, name: str, rdtype: str) -> list[str]:
@@ -103,14 +110,15 @@ def test_wildcard_matches_exactly_one_label_and_explicit_names_win() -> None:
 
 def test_ptr_records() -> None:
     t = _table()
-    ptr = t.ptrs["1.0.0.127.in-addr.arpa."]
+    ptr = t.ptr("1.0.0.127.in-addr.arpa.")
+    assert ptr is not None and ptr.ttl == 3600
+    assert t.ptr("1.0.0.127.in-addr.arpa.") is ptr  # built once, then kept
     assert [rd.to_text() for rd in ptr] == ["localhost.", "localhost.domain."]
-    assert [rd.to_text() for rd in t.ptrs["1.0.0.10.in-addr.arpa."]] == ["example.org."]
+    assert [rd.to_text() for rd in _ptr(t, "1.0.0.10.in-addr.arpa.")] == ["example.org."]
     v6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa."
-    assert [rd.to_text() for rd in t.ptrs[v6]] == ["localhost.", "localhost.domain."]
-    assert "10.0.0.0.10.in-addr.arpa." not in t.ptrs  # wildcards make no PTR
-    assert "10.0.0.10.in-addr.arpa." not in t.ptrs
-    assert _table(reverse=False).ptrs == {}
+    assert [rd.to_text() for rd in _ptr(t, v6)] == ["localhost.", "localhost.domain."]
+    assert t.ptr("10.0.0.10.in-addr.arpa.") is None  # wildcards make no PTR
+    assert _table(reverse=False).ptr_names == {}
 
 
 def test_entries_count_forward_addresses_and_reverse_names() -> None:
@@ -123,7 +131,7 @@ def test_names_outside_origins_are_ignored() -> None:
     t = _table(origins=("example.org.",))
     assert t.lookup("example.org.") is not None
     assert t.lookup("localhost.") is None
-    assert "1.0.0.127.in-addr.arpa." not in t.ptrs
+    assert t.ptr("1.0.0.127.in-addr.arpa.") is None
 
 
 def test_inline_entries_replace_file_entries_for_the_same_name() -> None:
@@ -132,5 +140,5 @@ def test_inline_entries_replace_file_entries_for_the_same_name() -> None:
     assert _addrs(t, "over.example.org.", "A") == ["10.9.9.9"]
     assert _addrs(t, "over.example.org.", "AAAA") == []
     assert _addrs(t, "keep.example.org.", "A") == ["10.0.0.2"]
-    assert "1.0.0.10.in-addr.arpa." not in t.ptrs
-    assert [rd.to_text() for rd in t.ptrs["9.9.9.10.in-addr.arpa."]] == ["over.example.org."]
+    assert t.ptr("1.0.0.10.in-addr.arpa.") is None
+    assert [rd.to_text() for rd in _ptr(t, "9.9.9.10.in-addr.arpa.")] == ["over.example.org."]
