@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +75,22 @@ def dnsperf(port: int, qfile: Path, args: argparse.Namespace, *, repeat: bool) -
     return stats
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time a process has used so far (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """Run dnsperf and add kdns's CPU use: queries per kdns CPU-second is the capacity of one
+    core, and does not depend on how busy the machine is with other work."""
+    before = cpu_seconds(pid)
+    stats = run()
+    stats["cpu"] = cpu_seconds(pid) - before
+    stats["per_cpu_s"] = stats["completed"] / stats["cpu"] if stats["cpu"] else float("nan")
+    return stats
+
+
 def lookup_wire_cost(n: int = 200_000) -> float:
     """µs per ``Cache.lookup_wire`` hit, in-process."""
     import dns.message
@@ -105,7 +122,8 @@ def lookup_wire_cost(n: int = 200_000) -> float:
 def report(name: str, s: dict[str, float]) -> None:
     print(f"{name}: {s['qps']:.0f} qps, {s['completed']:.0f}/{s['sent']:.0f} completed, "
           f"{s['lost']:.0f} lost, NOERROR {s['noerror']:.0f}, avg latency "
-          f"{s['latency_ms']:.2f} ms", flush=True)
+          f"{s['latency_ms']:.2f} ms; kdns used {s['cpu']:.1f} CPU-s = "
+          f"{s['per_cpu_s']:.0f} queries per kdns CPU-second", flush=True)
 
 
 def main() -> int:
@@ -130,12 +148,17 @@ def main() -> int:
                   f"{args.clients} clients, {args.outstanding} outstanding", flush=True)
             misses = Path(tmp) / "misses.txt"
             misses.write_text("".join(f"m{i}.bench.test A\n" for i in range(args.miss_names)))
-            report("forwarded misses (unique names)", dnsperf(k.port, misses, args, repeat=False))
+            report("forwarded misses (unique names)", measured(
+                k.proc.pid, lambda: dnsperf(k.port, misses, args, repeat=False)))
             hits = Path(tmp) / "hits.txt"
             hits.write_text("".join(f"h{i}.bench.test A\n" for i in range(1000)))
             warm = argparse.Namespace(**{**vars(args), "seconds": 5})
             dnsperf(k.port, hits, warm, repeat=False)
-            report("cache hits (1000 hot names)", dnsperf(k.port, hits, args, repeat=True))
+            report("cache hits (1000 hot names)", measured(
+                k.proc.pid, lambda: dnsperf(k.port, hits, args, repeat=True)))
+    print(f"load average after the run: {os.getloadavg()[0]:.2f} "
+          f"({os.cpu_count()} CPUs; other work on the machine lowers the qps, not the "
+          "per-CPU-second figures)", flush=True)
     print(f"Cache.lookup_wire in-process: {lookup_wire_cost():.2f} us per hit", flush=True)
     return 0
 
