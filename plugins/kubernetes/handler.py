@@ -66,9 +66,14 @@ class Kubernetes(Plugin):
 
     async def serve(self, req: Request) -> dns.message.Message:
         res = self.answer(req.name, req.qtype)
-        self._declare_reuse(req, res)
         if res.outcome is Outcome.NEXT:
-            return await self.next.serve(req)
+            resp = await self.next.serve(req)
+            if res.tags and req.memo_deps is not None:
+                # A fallthrough the next plugin made replayable: the name may come into
+                # existence here, so the replay also depends on what this answer looked at.
+                req.reusable(*self.versions.for_result(res))
+            return resp
+        self._declare_reuse(req, res)
         if res.outcome is Outcome.REFUSED:
             return req.reply(dns.rcode.REFUSED)
         r = req.reply(res.rcode, aa=True, by=self.name)
@@ -87,10 +92,6 @@ class Kubernetes(Plugin):
         replayed. Not reusable: SERVFAIL before sync, ExternalName chases (the rest of the
         server answers part of it), and SRV, whose targets carry the query's zone spelling
         in uncompressed rdata (a replay keyed by the lower-cased name would get it wrong)."""
-        if res.outcome is Outcome.NEXT:
-            if res.tags:  # a fallthrough: the name may come into existence here
-                req.reusable(*self.versions.for_result(res))
-            return
         if not res.cacheable or req.qtype == dns.rdatatype.SRV:
             req.not_reusable()
             return

@@ -114,3 +114,17 @@ def test_programming_latency_metric(api: FakeApiServer, chain: tuple[KdnsProcess
             return
         assert time.monotonic() < deadline, text[:2000]
         time.sleep(0.1)
+
+
+def test_fallthrough_answer_is_replaced_once_the_name_exists_here(
+        api: FakeApiServer, chain: tuple[KdnsProcess, int]) -> None:
+    k, _ = chain
+    for _ in range(3):  # repeated: a replayed (fast path) answer must not outlive the change
+        assert rrtext(k.query("99.2.0.192.in-addr.arpa.", "PTR")) == [
+            "99.2.0.192.in-addr.arpa. 3600 PTR 99.2.0.192.in-addr.arpa."]
+    api.put(k8s.service("testns", "late", cluster_ip="192.0.2.99"))
+    deadline = time.monotonic() + 5
+    while rrtext(k.query("99.2.0.192.in-addr.arpa.", "PTR")) != [
+            "99.2.0.192.in-addr.arpa. 30 PTR late.testns.svc.cluster.local."]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
