@@ -147,8 +147,8 @@ def test_default_reload_interval_picks_up_a_change(tmp_path: Path) -> None:
     corefile = "example.org:{port} {\n    hosts hosts\n}\n"
     with run_kdns(corefile, workdir=tmp_path) as k:
         (tmp_path / "hosts").write_text("10.0.0.5 a.example.org\n")
-        took = _wait_for(k, "a.example.org", ["10.0.0.5"], timeout=8.0)
-        assert took < 6.5  # re-read every 5 s by default
+        took = _wait_for(k, "a.example.org", ["10.0.0.5"], timeout=12.0)
+        assert took < 9.0  # re-read every 5 s by default (slack for a loaded CI machine)
 
 
 def test_metrics_exported_through_prometheus(tmp_path: Path) -> None:
