@@ -180,3 +180,26 @@ def test_stdin_corefile_has_nothing_to_watch(tmp_path: Path) -> None:
     assert "[WARNING] plugin/reload: no Corefile file to watch (-conf stdin or the built-in " \
            "default); only SIGUSR1 reloads" in out
     assert "Traceback" not in out and "Reloading" not in out
+
+
+def test_side_port_taken_fails_reload_and_old_endpoints_survive() -> None:
+    """CoreDNS's README "Bugs": moving /health to a taken port killed the endpoint; kdns keeps
+    the old listeners when the new ones cannot bind, and counts the failure."""
+    hport, mport = free_port(), free_port()
+    base = (f".:{{port}} {{\n    reload 2s 1s\n    health 127.0.0.1:{hport}\n"
+            f"    prometheus 127.0.0.1:{mport}\n    whoami\n}}\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        with run_kdns(base) as k:
+            k.wait_for_line("plugin/reload: Running configuration SHA512")
+            write(k, base.replace(f"health 127.0.0.1:{hport}", f"health 127.0.0.1:{busy}"))
+            line = k.wait_for_line("[ERROR] plugin/reload: Corefile changed but reload failed: ",
+                                   timeout=POLL + 5)
+            assert "address already in use" in line
+            with urllib.request.urlopen(f"http://127.0.0.1:{hport}/health", timeout=3) as r:
+                assert (r.status, r.read()) == (200, b"OK")
+            assert metric(mport, "coredns_reload_failed_total") == {
+                "coredns_reload_failed_total": 1.0}
+            assert k.query("still.served.", "A").rcode() == dns.rcode.NOERROR
