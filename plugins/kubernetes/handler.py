@@ -1,5 +1,16 @@
 """kubernetes handler: answers cluster names from the Store, keeps the Store in step with the
-API server (or with manifest files), reports readiness."""
+API server (or with manifest files), reports readiness.
+
+Layers, each usable on its own (e.g. by a wire-level fast path):
+
+- ``Store`` (store.py): compact records fed by reflector sinks; ``generation``, ``serial``,
+  ``synced``, and ``subscribe(fn)`` for a ``Change`` per applied event (``Change.tags()``).
+- ``Resolver.resolve(qname, qtype) -> Result`` (lookup.py): pure synthesis, no Request needed;
+  a Result has outcome/rcode/sections, ``tags`` (what it was derived from), ``serial`` and
+  ``cacheable``.
+- ``AnswerCache`` (cache.py): Results per (qname as spelled, qtype), evicted by tag.
+- ``TagVersions`` (versions.py): fastpath ``Version`` counters per tag, for ``req.reusable``.
+"""
 
 from __future__ import annotations
 
