@@ -32,7 +32,8 @@ from kdns.k8s.watchstream import WatchDecoder
 from kdns.k8s.watchstream import WatchEvent as WatchEvent  # re-exported
 
 USER_AGENT: Final = "kdns/0.1 (kubernetes)"
-_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, ssl.SSLError, TimeoutError)
+# RuntimeError: aiohttp's "Connection closed." / "Session is closed" when close() races a request.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, ssl.SSLError, TimeoutError, RuntimeError)
 RELOAD_INTERVAL: Final = 10.0  # seconds between kubeconfig re-resolutions after 401s
 
 
@@ -95,6 +96,7 @@ class ApiClient:
         self._inflight = asyncio.Semaphore(max_inflight) if max_inflight else None
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self._host = config.host
 
     async def __aenter__(self) -> ApiClient:
@@ -104,11 +106,18 @@ class ApiClient:
         await self.close()
 
     async def close(self) -> None:
+        """Close the connections; requests made afterwards fail with ApiConnectionError."""
+        self._closed = True
+        await self._drop_session()
+
+    async def _drop_session(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ApiConnectionError("the API client is closed")
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl else True)
             self._session = aiohttp.ClientSession(
@@ -313,7 +322,7 @@ class ApiClient:
         ):
             self.config = fresh
             self._ssl = fresh.ssl_context()
-            await self.close()  # new connections present the new certificate
+            await self._drop_session()  # new connections present the new certificate
         return True
 
 

@@ -350,6 +350,19 @@ async def test_rest_client_metrics_count_requests(fake_api_async: FakeApi) -> No
     assert count("500") == 1 and count("200") == 1
 
 
+async def test_closing_the_client_under_a_watch_is_a_connection_error(
+        fake_api_async: FakeApi) -> None:
+    client = client_for(fake_api_async)
+    events = client.watch(SERVICES.path, resource_version="1000", idle_timeout=5)
+    first = asyncio.create_task(anext(events))
+    await asyncio.sleep(0.2)
+    await client.close()
+    with pytest.raises(ApiConnectionError):
+        await first
+    with pytest.raises(ApiConnectionError, match="closed"):
+        await client.list(SERVICES.path)
+
+
 async def test_qps_limit_spaces_requests(fake_api_async: FakeApi) -> None:
     loop = asyncio.get_running_loop()
     async with client_for(fake_api_async, qps=20, burst=1) as client:
