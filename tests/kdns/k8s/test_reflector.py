@@ -492,3 +492,19 @@ async def test_retry_after_of_a_429_is_honoured(fake_api_async: FakeApi) -> None
         assert sink.items.keys() == {"ns/a"}
     first, second = (r.time for r in api.requests if not r.watch)
     assert second - first >= 0.95  # FAST's own backoff would be 0.01-0.02 s
+
+
+async def test_non_410_error_event_restarts_the_watch_without_relist(
+        fake_api_async: FakeApi) -> None:
+    api = fake_api_async
+    async with reflecting(api) as (r, sink):
+        await wait_until(lambda: api.active_watches == 1)
+        rv = r.resource_version
+        error = {"type": "ERROR", "object": {"kind": "Status", "status": "Failure",
+                                             "code": 500, "message": "etcd hiccup"}}
+        api.inject_raw(json.dumps(error).encode())
+        await wait_until(lambda: len(watches(api)) == 2)
+        api.put(svc("after"))
+        await wait_until(lambda: "ns/after" in sink.items)
+    assert watches(api)[1]["resourceVersion"] == rv
+    assert len(lists(api)) == 1
