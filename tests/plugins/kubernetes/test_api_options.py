@@ -73,3 +73,16 @@ current-context: other
     with run_kdns(corefile) as k:
         wait_answer(k, "web.a.svc.cluster.local.")
     assert any(r.authorization == "Bearer t0k3n" for r in api.requests())
+
+
+@pytest.mark.parametrize("body,err", [
+    ("  kubeconfig /nonexistent/kc\n", "plugin/kubernetes: file not found: /nonexistent/kc"),
+    ("", "plugin/kubernetes: not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset)"),
+])
+def test_unusable_api_config_stops_kdns_with_a_clear_error(body: str, err: str) -> None:
+    corefile = ".:{port} {\n kubernetes cluster.local {\n" + body + " }\n}\n"
+    env = {"KUBERNETES_SERVICE_HOST": "", "KUBERNETES_SERVICE_PORT": ""}
+    with run_kdns(corefile, wait=False, env=env) as k:
+        k.proc.wait(15)
+        assert k.proc.returncode != 0
+        assert err in k.output and "Traceback" not in k.output
