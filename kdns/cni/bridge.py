@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from kdns.cni import delegate, masq, netlink, state
@@ -183,20 +184,34 @@ class BridgePlugin:
 
     # GC / STATUS ---------------------------------------------------------------------------
     def gc(self, req: Request, valid: set[Attachment]) -> None:
+        """Spec: keep going past errors; the first one is reported at the end."""
         cfg = parse_bridge_config(req.conf)
         stale = [s for s in state.load_all(cfg.state_dir, cfg.network)
                  if Attachment(s.container_id, s.ifname) not in valid]
+        errors: list[CniError] = []
+
+        def attempt(step: Callable[[], object]) -> None:
+            try:
+                step()
+            except CniError as e:
+                errors.append(e)
+
         with netlink.opened(None) as host:
             for s in stale:
-                netlink.delete_link(host, s.host_veth)
+                attempt(partial(netlink.delete_link, host, s.host_veth))
         if cfg.ip_masq or stale or shutil.which("nft"):
-            elements = masq.list_elements()
-            keep = {masq.attachment_comment(cfg.network, a.container_id, a.ifname) for a in valid}
-            mine = [e for e in elements if masq.belongs_to(e, cfg.network)]
-            masq.apply(masq.render_delete([e for e in mine if e.comment not in keep]))
+            attempt(lambda: self._gc_masquerade(cfg, valid))
         for s in stale:
-            state.remove(cfg.state_dir, cfg.network, s.container_id, s.ifname)
-        self._ipam(cfg, "GC", req)
+            attempt(partial(state.remove, cfg.state_dir, cfg.network, s.container_id, s.ifname))
+        attempt(lambda: self._ipam(cfg, "GC", req))
+        if errors:
+            raise errors[0]
+
+    @staticmethod
+    def _gc_masquerade(cfg: BridgeConfig, valid: set[Attachment]) -> None:
+        keep = {masq.attachment_comment(cfg.network, a.container_id, a.ifname) for a in valid}
+        mine = [e for e in masq.list_elements() if masq.belongs_to(e, cfg.network)]
+        masq.apply(masq.render_delete([e for e in mine if e.comment not in keep]))
 
     def status(self, req: Request) -> None:
         cfg = parse_bridge_config(req.conf)
