@@ -164,7 +164,15 @@ def test_metrics_exported_through_prometheus(tmp_path: Path) -> None:
     hostsfile = tmp_path / "hosts"
 
     def scrape() -> dict[str, float]:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=2).read()
+        deadline = time.monotonic() + 10  # the side HTTP server starts after the DNS listeners
+        while True:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics",
+                                              timeout=2).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "no /metrics"
+                time.sleep(0.05)
         out = {}
         for line in body.decode().splitlines():
             if line.startswith("coredns_hosts_") or line.startswith("coredns_dns_responses"):
