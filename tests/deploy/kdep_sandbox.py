@@ -121,12 +121,14 @@ def start_kdns(
     extra_mounts: list[str] | None = None,
     executable: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    conf: Path | None = None,
 ) -> Started:
     """Start kdns in the sandbox: as uid/gid 65532, no groups, no_new_privs, plus `privs`
     (setpriv options for the bounding set etc.); `extra_mounts` run as root beforehand."""
-    corefile = box.workdir / "Corefile"
-    corefile.write_text(corefile_text)
-    corefile.chmod(0o644)
+    corefile = conf or box.workdir / "Corefile"
+    if conf is None:  # otherwise the caller laid the file out itself
+        corefile.write_text(corefile_text)
+        corefile.chmod(0o644)
     env = [
         "env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin",
         "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1",

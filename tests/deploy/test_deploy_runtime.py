@@ -17,11 +17,13 @@ groups and no_new_privs (``allowPrivilegeEscalation: false``), and must answer o
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,5 +174,53 @@ def test_image_without_net_bind_service_fails_to_start(sandbox: Sandbox) -> None
         assert code != 0, output
         assert "Operation not permitted" in output, output
         assert "->>HEADER<<-" not in dig(sandbox, "x.kdep.test.").stdout
+    finally:
+        stop(started)
+
+
+def write_configmap_volume(directory: Path, corefile: str, generation: int) -> None:
+    """Lay the Corefile out as the kubelet's atomic writer does for a ConfigMap volume
+    (Corefile -> ..data/Corefile, ..data -> ..<timestamp>), swapping ..data atomically."""
+    data_dir = directory / f"..2026_01_01_00_00_{generation:02d}.000000000"
+    data_dir.mkdir(mode=0o755)
+    (data_dir / "Corefile").write_text(corefile)
+    (data_dir / "Corefile").chmod(0o644)
+    tmp = directory / "..data_tmp"
+    tmp.symlink_to(data_dir.name)
+    old = (directory / "..data").resolve() if (directory / "..data").exists() else None
+    os.replace(tmp, directory / "..data")
+    if not (directory / "Corefile").is_symlink():
+        (directory / "Corefile").symlink_to("..data/Corefile")
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def hosts_corefile(address: str) -> str:
+    return (
+        ".:53 {\n    reload 2s 1s\n    hosts {\n"
+        f"        {address} app.kdep.test\n        fallthrough\n    }}\n    whoami\n}}\n"
+    )
+
+
+def test_configmap_volume_update_is_reloaded(sandbox: Sandbox) -> None:
+    """`kubectl edit configmap coredns` reaches the pod as a ..data symlink swap in a
+    read-only volume; kdns must pick it up (here with `reload 2s 1s`) and serve the change."""
+    volume = sandbox.workdir / "config-volume"
+    volume.mkdir(mode=0o755)
+    write_configmap_volume(volume, hosts_corefile("10.1.1.1"), 1)
+    mounts = interpreter_with_file_cap(sandbox, with_cap=True)
+    mounts += [f"mount --bind {volume} {volume}", f"mount -o remount,bind,ro {volume}"]
+    started = start_kdns(sandbox, "", IMAGE_PRIVS, mounts, conf=volume / "Corefile")
+    try:
+        wait_until_answering(sandbox, started)
+        assert "10.1.1.1" in dig(sandbox, "app.kdep.test.").stdout
+        write_configmap_volume(volume, hosts_corefile("10.2.2.2"), 2)
+        deadline = time.monotonic() + 15
+        while "10.2.2.2" not in dig(sandbox, "app.kdep.test.").stdout:
+            assert started.proc.poll() is None, started.output()
+            assert time.monotonic() < deadline, f"no reload within 15s:\n{started.output()}"
+            time.sleep(0.3)
+        shas = re.findall(r"Running configuration SHA512 = (\w+)", started.output())
+        assert len(set(shas)) == 2, started.output()
     finally:
         stop(started)
