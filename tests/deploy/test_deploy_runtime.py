@@ -13,6 +13,9 @@ groups and no_new_privs (``allowPrivilegeEscalation: false``), and must answer o
   file capability the same start must fail cleanly (the control that shows the test can fail).
 * test_wheel_install_serves_from_a_read_only_venv: kdns installed from its wheel into a venv,
   as the image does, with the source tree hidden, so the packaged artifact is what runs.
+* test_image_without_net_bind_service_fails_to_start: drop ALL without the add: exec is refused.
+* test_configmap_volume_update_is_reloaded: a ConfigMap edit, delivered as the kubelet's
+  ..data symlink swap in a read-only volume, is reloaded.
 """
 
 from __future__ import annotations
