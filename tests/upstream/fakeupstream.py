@@ -86,7 +86,8 @@ class FakeUpstream:
         self._udp, _ = await loop.create_datagram_endpoint(
             lambda: _Udp(self), local_addr=(self.host, self.port))
         self._tcp = await asyncio.start_server(self._tcp_client, self.host, self.port)
-        self._spoofer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._spoofer = socket.socket(family, socket.SOCK_DGRAM)
         self._spoofer.bind((self.host, 0))
 
     def stop(self) -> None:
@@ -97,6 +98,11 @@ class FakeUpstream:
                 self._tcp.close()
             if self._spoofer is not None:
                 self._spoofer.close()
+            me = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not me]
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
@@ -109,7 +115,7 @@ class FakeUpstream:
 
     @property
     def addr(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     # --- inspection ---------------------------------------------------------------------
     def queries(self, qname: str | None = None, qtype: str | None = None) -> list[Seen]:

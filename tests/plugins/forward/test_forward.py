@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import secrets
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -258,3 +259,20 @@ def test_upstream_port_closed_gives_servfail_quickly() -> None:
         start = time.monotonic()
         assert k.query("x.example.", timeout=6).rcode() == dns.rcode.SERVFAIL
         assert time.monotonic() - start < 0.5  # ICMP port unreachable: no waiting, no spinning
+
+
+def test_reload_switches_upstreams_and_keeps_queries_in_flight() -> None:
+    with FakeUpstream() as a, FakeUpstream() as b:
+        with run_kdns(".:{port} {\n" f"  forward . {a.addr}\n}}\n") as k:
+            assert k.query("ok.before.example.").answer
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                slow = pool.submit(k.query, "delay-1000.inflight.example.", "A", timeout=4)
+                time.sleep(0.3)  # the slow query is now in flight to a
+                k.corefile_path.write_text(
+                    ".:{port} {\n".replace("{port}", str(k.port)) + f"  forward . {b.addr}\n}}\n")
+                k.signal(signal.SIGUSR1)
+                k.wait_for_line("Reloading complete", timeout=10)
+                r = slow.result()
+            assert r.rcode() == 0 and r.answer  # the old chain finished it before stopping
+            assert k.query("ok.after.example.").answer
+            assert b.count("ok.after.example.") == 1 and a.count("ok.after.example.") == 0

@@ -158,3 +158,13 @@ def test_reply_matching_rules() -> None:
     assert not reply_matches(lower, q, qend)  # the exact spelling we sent
     assert not reply_matches(good[:qend - 1], q, qend)
     assert question_end(b"\x00" * 12 + b"\xc0\x0c\x00\x01\x00\x01") is None
+
+
+async def test_ipv6_upstream() -> None:
+    with FakeUpstream(host="::1") as up6:
+        t = NetTransport()
+        for proto in ("udp", "tcp"):
+            r = await t.exchange(Upstream("::1", up6.port), query("ok.v6.example."), proto, 1.0)
+            assert r.answer
+        assert {s.src[0] for s in up6.queries()} == {"::1"}
+        await t.close()
