@@ -58,16 +58,17 @@ class Hosts(Plugin):
         self._warned: str = ""  # the last file problem logged, so it is logged once
         self._task: asyncio.Task[None] | None = None
         self.version = Version()
-        # Set while start() reads the file: queries wait for it rather than get an NXDOMAIN
-        # for a name the file has (the listeners are bound before plugins start).
-        self._first_load: asyncio.Future[None] | None = None
+        # Until start() has read the file, queries wait rather than get an NXDOMAIN for a name
+        # the file has: the server binds its listeners before it starts the plugins.
+        self._loaded = False
+        self._loaded_event: asyncio.Event | None = None  # made on first need, inside the loop
         # Inline entries are served from the first query on; the file joins in start().
         self.table: HostsTable = self._build(())
 
     # --- answering ---------------------------------------------------------------------
     async def serve(self, req: Request) -> dns.message.Message:
-        if self._first_load is not None:
-            await asyncio.shield(self._first_load)
+        if not self._loaded:
+            await self._until_loaded()
         qname, qtype, table = req.qname, req.qtype, self.table
         if qtype == _PTR:
             # PTR names need not be in the plugin's zones; a missing PTR always passes on.
@@ -102,6 +103,11 @@ class Hosts(Plugin):
         req.reusable(self.version)
         return r
 
+    async def _until_loaded(self) -> None:
+        if self._loaded_event is None:
+            self._loaded_event = asyncio.Event()
+        await self._loaded_event.wait()
+
     async def _pass_on(self, req: Request) -> dns.message.Message:
         """Pass on a name our data does not answer; a replay of the next plugin's answer must
         also end when our data changes (the name may be added to the hosts file)."""
@@ -118,12 +124,12 @@ class Hosts(Plugin):
         if outside:  # CoreDNS ignores them silently; say so once
             log.warning("inline entries outside the zones %s are ignored: %s",
                         " ".join(self.origins), " ".join(dict.fromkeys(outside)))
-        self._first_load = asyncio.get_running_loop().create_future()
         try:
             await self.load()
         finally:
-            self._first_load.set_result(None)
-            self._first_load = None
+            self._loaded = True
+            if self._loaded_event is not None:
+                self._loaded_event.set()
         HOSTS_ENTRIES.labels(self.cfg.path).set(self.table.entries)
         if self.cfg.reload > 0:
             self._task = asyncio.create_task(self._reload_loop(), name="hosts-reload")

@@ -77,14 +77,16 @@ async def test_answers_from_file_and_inline(tmp_path: Path) -> None:
 
 async def test_fallthrough_unsupported_passes_other_qtypes_on(tmp_path: Path) -> None:
     h, nxt = _hosts(tmp_path / "missing", "10.0.0.1 a.example.org", fall=(".",),
-                    fall_unsupported=True)
+                    fall_unsupported=True, reload=0.0)
+    await h.start()
     assert (await h.serve(_req("a.example.org", "TXT"))).rcode() == dns.rcode.REFUSED
     assert (await h.serve(_req("a.example.org", "AAAA"))).rcode() == dns.rcode.NOERROR
     assert nxt.calls == 1
 
 
 async def test_wildcard_answer_is_owned_by_the_qname(tmp_path: Path) -> None:
-    h, _ = _hosts(tmp_path / "missing", "10.0.0.5 *.w.example.org")
+    h, _ = _hosts(tmp_path / "missing", "10.0.0.5 *.w.example.org", reload=0.0)
+    await h.start()
     r = await h.serve(_req("Host.W.example.org", "A"))
     assert [rr.name.to_text() for rr in r.answer] == ["Host.W.example.org."]
     assert (await h.serve(_req("w.example.org", "A"))).rcode() == dns.rcode.NXDOMAIN
@@ -204,7 +206,8 @@ async def test_answers_are_reusable_until_the_table_changes(tmp_path: Path) -> N
 async def test_pass_on_adds_a_dependency_only_when_the_next_answer_is_reusable(
         tmp_path: Path) -> None:
     h, nxt = _hosts(tmp_path / "missing", "10.0.0.1 a.example.org",
-                    fall=("sub.example.org.",))
+                    fall=("sub.example.org.",), reload=0.0)
+    await h.start()
     req = _req("x.sub.example.org")
     await h.serve(req)
     assert req.memo_deps is None  # the next plugin did not opt in: nothing to replay
@@ -233,14 +236,16 @@ async def test_inline_entries_outside_the_zones_are_reported(
     assert _answer(await h.serve(_req("a.example.org"))) == ["a.example.org. 10.0.0.1"]
 
 
-async def test_queries_during_the_first_read_wait_for_it(tmp_path: Path) -> None:
+async def test_queries_before_the_first_read_wait_for_it(tmp_path: Path) -> None:
     f = tmp_path / "hosts"
     f.write_text("10.0.0.1 a.example.org\n")
     h, _ = _hosts(f, reload=0.0)
+    early = asyncio.ensure_future(h.serve(_req("a.example.org")))  # before start() is called
+    await asyncio.sleep(0.05)
+    assert not early.done()
     start = asyncio.ensure_future(h.start())
     await asyncio.sleep(0)  # start() is now reading the file in a thread
-    assert h._first_load is not None
-    r = await h.serve(_req("a.example.org"))
-    assert _answer(r) == ["a.example.org. 10.0.0.1"]
+    during = asyncio.ensure_future(h.serve(_req("a.example.org")))
     await start
-    assert h._first_load is None
+    for fut in (early, during):
+        assert _answer(await asyncio.wait_for(fut, 5)) == ["a.example.org. 10.0.0.1"]
