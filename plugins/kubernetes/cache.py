@@ -12,7 +12,7 @@ from typing import Final
 
 import dns.rdatatype
 
-from .lookup import Result
+from .result import Result
 from .store import Change, Store
 
 DEFAULT_MAX_ENTRIES: Final = 50_000

@@ -34,10 +34,11 @@ from kdns.plugin import Handler, Plugin, Request
 from . import manifests
 from .cache import AnswerCache
 from .local import local_ips
-from .lookup import Outcome, Resolver, Result
+from .lookup import Resolver
 from .metrics import programming_latency_observer
 from .parse import KubernetesConfig
 from .records import namespace_from_raw, pod_from_raw, slice_from_raw, svc_from_raw
+from .result import Outcome, Result
 from .store import Store
 from .versions import TagVersions
 

@@ -9,11 +9,9 @@ changes (or per ``Change``). Names are built in the query's spelling where CoreD
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Final
 
 import dns.exception
@@ -32,9 +30,11 @@ import dns.rdtypes.IN.AAAA
 import dns.rdtypes.IN.SRV
 import dns.rrset
 
-from .names import dashed_ip, ip_family, ip_from_pod_label, ip_from_reverse, ip_text, is_reverse
+from .names import dashed_ip, ip_family, ip_from_pod_label, ip_from_reverse, is_reverse
 from .parse import KubernetesConfig
 from .records import CLUSTER_IP, EXTERNAL_NAME, HEADLESS_KIND, Addr, Svc
+from .result import NEXT, REFUSED, Outcome, Result
+from .rr import address, rrsets, target_name
 from .store import Store
 
 IN: Final = dns.rdataclass.IN
@@ -44,39 +44,9 @@ DNS_VERSION_TTL: Final = 28800
 MAX_CNAME_CHAIN: Final = 10  # CoreDNS v1.12.1+
 _FAMILY: Final[dict[int, int]] = {int(A): 4, int(AAAA): 6}
 
+__all__ = ["NEXT", "REFUSED", "Entry", "Outcome", "Resolver", "Result", "endpoint_name"]
+
 Records = list[tuple[dns.name.Name, int, dns.rdata.Rdata]]
-
-
-class Outcome(enum.Enum):
-    REPLY = "reply"  # write rcode and sections, AA=1
-    NEXT = "next"  # hand the query to the next plugin (out of zone, or fallthrough)
-    REFUSED = "refused"  # bare server reply, AA=0 (AXFR/IXFR)
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    outcome: Outcome
-    rcode: int = dns.rcode.NOERROR
-    answer: tuple[dns.rrset.RRset, ...] = ()
-    authority: tuple[dns.rrset.RRset, ...] = ()
-    additional: tuple[dns.rrset.RRset, ...] = ()
-    # An ExternalName target outside the queried zone: the server must resolve it (same
-    # qtype) and append that reply's answer section after ours (k8s-dns.md 4.6).
-    chase: dns.name.Name | None = None
-    # What the answer was derived from ("svc:ns/name", "ns:name", "ip:addr", "pod:*"): an
-    # answer cache drops the entry when a Store Change carries one of these tags.
-    tags: frozenset[str] = frozenset()
-    serial: int = 0  # the SOA serial the answer was built with
-
-    @property
-    def cacheable(self) -> bool:
-        """True when the Result alone is the whole reply (what a wire cache may store)."""
-        return self.outcome is Outcome.REPLY and self.chase is None and \
-            self.rcode != dns.rcode.SERVFAIL
-
-
-NEXT: Final = Result(Outcome.NEXT)
-REFUSED: Final = Result(Outcome.REFUSED, dns.rcode.REFUSED)
 
 
 @dataclass(slots=True)
@@ -170,7 +140,7 @@ class Resolver:
             return self._name_error(lower, q, tags)
         if not answer:
             return Result(Outcome.REPLY, authority=(self._soa(q),), tags=tags, serial=serial)
-        return Result(Outcome.REPLY, answer=_rrsets(answer), additional=_rrsets(additional),
+        return Result(Outcome.REPLY, answer=rrsets(answer), additional=rrsets(additional),
                       chase=q.chase, tags=tags, serial=serial)
 
     def _name_error(self, lower: str, q: _Query, tags: frozenset[str]) -> Result:
@@ -360,7 +330,7 @@ class Resolver:
                 out += self._follow_cname(qname, lower, qtype, q, e, depth)
             elif e.family == fam and e.host not in seen:
                 seen.add(e.host)
-                out.append((qname, ttl, _address(qtype, e.host)))
+                out.append((qname, ttl, address(qtype, e.host)))
         return out
 
     def _follow_cname(self, qname: dns.name.Name, lower: str, qtype: int, q: _Query,
@@ -368,7 +338,7 @@ class Resolver:
         target_l = e.host.lower()
         if target_l == lower or target_l.endswith("." + lower) or depth >= MAX_CNAME_CHAIN:
             return []  # a direct loop, or a chain that is too long
-        target = _target_name(e.host)
+        target = target_name(e.host)
         if target is None:
             return []
         cname = (qname, self.cfg.ttl, dns.rdtypes.ANY.CNAME.CNAME(IN, dns.rdatatype.CNAME,
@@ -397,7 +367,7 @@ class Resolver:
         entries = self._services(lower, dns.rdatatype.CNAME, q)
         if entries is None:
             return None
-        target = _target_name(entries[0].host) if entries and entries[0].family == 0 else None
+        target = target_name(entries[0].host) if entries and entries[0].family == 0 else None
         if target is not None:
             return [(qname, self.cfg.ttl,
                      dns.rdtypes.ANY.CNAME.CNAME(IN, dns.rdatatype.CNAME, target))]
@@ -426,7 +396,7 @@ class Resolver:
                 out.append((qname, ttl, srv))
             if (e.target, e.host) not in seen_addr:
                 seen_addr.add((e.target, e.host))
-                extra.append((target, ttl, _address(A if e.family == 4 else AAAA, e.host)))
+                extra.append((target, ttl, address(A if e.family == 4 else AAAA, e.host)))
         return out, extra
 
     def _ptr(self, qname: dns.name.Name, lower: str, q: _Query) -> Records | None:
@@ -501,36 +471,8 @@ class Resolver:
             if not fam:
                 continue
             target = self._name(rel, q)
-            extra.append((target, ttl, _address(A if fam == 4 else AAAA, ip)))
+            extra.append((target, ttl, address(A if fam == 4 else AAAA, ip)))
             if rel not in seen:
                 seen.add(rel)
                 out.append((qname, ttl, dns.rdtypes.ANY.NS.NS(IN, dns.rdatatype.NS, target)))
         return out, extra
-
-
-def _target_name(text: str) -> dns.name.Name | None:
-    """An ExternalName (or FQDN endpoint) as a name; None when it is not a valid one."""
-    try:
-        return dns.name.from_text(text)
-    except dns.exception.DNSException:
-        return None
-
-
-@lru_cache(maxsize=1 << 16)  # rdata are immutable; building one re-parses the address
-def _address(qtype: int, ip: str) -> dns.rdata.Rdata:
-    if qtype == A:
-        return dns.rdtypes.IN.A.A(IN, A, ip_text(ip))
-    return dns.rdtypes.IN.AAAA.AAAA(IN, AAAA, ip_text(ip))
-
-
-def _rrsets(records: Sequence[tuple[dns.name.Name, int, dns.rdata.Rdata]]
-            ) -> tuple[dns.rrset.RRset, ...]:
-    """Group records into RRsets by (owner, type), keeping first-seen order."""
-    sets: dict[tuple[dns.name.Name, int], dns.rrset.RRset] = {}
-    for name, ttl, rd in records:
-        key = (name, rd.rdtype)
-        rrset = sets.get(key)
-        if rrset is None:
-            rrset = sets[key] = dns.rrset.RRset(name, IN, rd.rdtype)
-        rrset.add(rd, ttl)
-    return tuple(sets.values())

@@ -14,7 +14,7 @@ import dns.rdatatype
 
 from kdns.wire.fastpath import Version
 
-from .lookup import Result
+from .result import Result
 from .store import Change, Store
 
 MAX_TAGS: Final = 200_000  # random-name floods create tags; past this, start over
