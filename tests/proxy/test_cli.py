@@ -153,7 +153,7 @@ def test_daemon_follows_api_changes(topo: Topology, api: FakeApiInNode, table: s
         wait_for(lambda: topo.probe("c", "tcp", CIP, "80", "--count=10")
                  == [f"b {pod_v4('c')}"] * 10, 5, "endpoint a to leave")
         follow = time.monotonic() - start
-        assert follow < 3, f"change took {follow:.2f}s to reach the datapath"
+        assert follow < 5, f"change took {follow:.2f}s to reach the datapath"
 
         api.call("delete", kind="EndpointSlice", namespace="default", name="web-x1")
         wait_for(lambda: topo.probe("c", "tcp", CIP, "80", "--timeout=2")[0].startswith(

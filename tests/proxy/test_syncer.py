@@ -143,7 +143,8 @@ async def test_run_coalesces_bursts_and_respects_min_sync_period() -> None:
         await asyncio.wait_for(nft.applied.wait(), 10)
         await asyncio.sleep(0.5)
         assert len(nft.log) == 2, "the burst must be applied as one transaction"
-        assert nft.times[1] - nft.times[0] >= 0.3  # min_sync_period between syncs
+        # Syncs start >= min_sync_period apart; applies follow a render, so allow some slack.
+        assert nft.times[1] - nft.times[0] >= 0.25
         assert nft.log[1].count("add element ip kdns-proxy cluster-ips") == 50
     finally:
         task.cancel()
