@@ -15,7 +15,7 @@ import dns.rdatatype
 from .result import Result
 from .store import Change, Store
 
-DEFAULT_MAX_ENTRIES: Final = 50_000
+DEFAULT_MAX_ENTRIES: Final = 20_000  # ~1 KiB per negative answer under a random-name flood
 
 Key = tuple[str, int]
 

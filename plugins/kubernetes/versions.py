@@ -17,7 +17,7 @@ from kdns.wire.fastpath import Version
 from .result import Result
 from .store import Change, Store
 
-MAX_TAGS: Final = 200_000  # random-name floods create tags; past this, start over
+MAX_TAGS: Final = 100_000  # random-name floods create tags; past this, start over
 
 
 class TagVersions:
