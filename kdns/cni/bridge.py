@@ -138,29 +138,19 @@ class BridgePlugin:
 
     # DEL -----------------------------------------------------------------------------------
     def delete(self, req: Request) -> None:
-        """Best effort and idempotent; host-side cleanup never depends on the pod namespace."""
+        """Best effort and idempotent: every step runs even if an earlier one failed, and
+        host-side cleanup never depends on the pod namespace."""
         cfg, env = parse_bridge_config(req.conf), req.env
         st = state.load(cfg.state_dir, cfg.network, env.container_id, env.ifname)
-        errors: list[CniError] = []
-        try:
-            self._ipam(cfg, "DEL", req)
-        except CniError as e:
-            errors.append(e)
+        steps = BestEffort()
+        steps(partial(self._ipam, cfg, "DEL", req))
         if env.netns and netlink.netns_exists(env.netns):
-            try:
-                with netlink.opened(env.netns) as pod:
-                    netlink.delete_link(pod, env.ifname)
-            except CniError as e:
-                if e.code != CONTAINER_UNKNOWN:
-                    errors.append(e)
-        with netlink.opened(None) as host:
-            netlink.delete_link(host, host_veth_name(env.container_id, env.ifname))
+            steps(partial(_delete_in_pod, env.netns, env.ifname))
+        steps(partial(_delete_host_veth, host_veth_name(env.container_id, env.ifname)))
         if cfg.ip_masq or (st is not None and st.masquerade) or shutil.which("nft"):
-            owned = masq.owned_by(masq.list_elements(), self._comment(cfg, req))
-            masq.apply(masq.render_delete(owned))
-        state.remove(cfg.state_dir, cfg.network, env.container_id, env.ifname)
-        if errors:
-            raise errors[0]
+            steps(partial(self._unmasquerade, cfg, req))
+        steps(partial(state.remove, cfg.state_dir, cfg.network, env.container_id, env.ifname))
+        steps.raise_first()
 
     # CHECK ---------------------------------------------------------------------------------
     def check(self, req: Request) -> None:
@@ -188,24 +178,15 @@ class BridgePlugin:
         cfg = parse_bridge_config(req.conf)
         stale = [s for s in state.load_all(cfg.state_dir, cfg.network)
                  if Attachment(s.container_id, s.ifname) not in valid]
-        errors: list[CniError] = []
-
-        def attempt(step: Callable[[], object]) -> None:
-            try:
-                step()
-            except CniError as e:
-                errors.append(e)
-
-        with netlink.opened(None) as host:
-            for s in stale:
-                attempt(partial(netlink.delete_link, host, s.host_veth))
-        if cfg.ip_masq or stale or shutil.which("nft"):
-            attempt(lambda: self._gc_masquerade(cfg, valid))
+        steps = BestEffort()
         for s in stale:
-            attempt(partial(state.remove, cfg.state_dir, cfg.network, s.container_id, s.ifname))
-        attempt(lambda: self._ipam(cfg, "GC", req))
-        if errors:
-            raise errors[0]
+            steps(partial(_delete_host_veth, s.host_veth))
+        if cfg.ip_masq or stale or shutil.which("nft"):
+            steps(partial(self._gc_masquerade, cfg, valid))
+        for s in stale:
+            steps(partial(state.remove, cfg.state_dir, cfg.network, s.container_id, s.ifname))
+        steps(partial(self._ipam, cfg, "GC", req))
+        steps.raise_first()
 
     @staticmethod
     def _gc_masquerade(cfg: BridgeConfig, valid: set[Attachment]) -> None:
@@ -224,10 +205,13 @@ class BridgePlugin:
     def _comment(cfg: BridgeConfig, req: Request) -> str:
         return masq.attachment_comment(cfg.network, req.env.container_id, req.env.ifname)
 
+    def _unmasquerade(self, cfg: BridgeConfig, req: Request) -> None:
+        owned = masq.owned_by(masq.list_elements(), self._comment(cfg, req))
+        masq.apply(masq.render_delete(owned))
+
     def _unmasquerade_quietly(self, cfg: BridgeConfig, req: Request) -> None:
         try:
-            owned = masq.owned_by(masq.list_elements(), self._comment(cfg, req))
-            masq.apply(masq.render_delete(owned))
+            self._unmasquerade(cfg, req)
         except CniError:
             pass  # already failing; the original error is the one to report
 
@@ -236,6 +220,37 @@ class BridgePlugin:
             self._ipam(cfg, command, req)
         except CniError:
             pass  # already failing; the original error is the one to report
+
+
+class BestEffort:
+    """Runs cleanup steps, remembering failures instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[CniError] = []
+
+    def __call__(self, step: Callable[[], object]) -> None:
+        try:
+            step()
+        except CniError as e:
+            self.errors.append(e)
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+
+def _delete_in_pod(netns: str, ifname: str) -> None:
+    try:
+        with netlink.opened(netns) as pod:
+            netlink.delete_link(pod, ifname)
+    except CniError as e:
+        if e.code != CONTAINER_UNKNOWN:  # vanished between the check and the open: fine
+            raise
+
+
+def _delete_host_veth(name: str) -> None:
+    with netlink.opened(None) as host:
+        netlink.delete_link(host, name)
 
 
 def _enable_forwarding(families: set[int]) -> None:

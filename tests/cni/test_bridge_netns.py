@@ -294,6 +294,18 @@ def test_add_into_a_missing_namespace_fails_without_creating_it(world: World) ->
     assert world.ipam_files() == []
 
 
+def test_del_finishes_host_cleanup_even_when_ipam_fails(world: World) -> None:
+    pod = world.ns.add("p1")
+    world.add(pod, "c1")
+    broken = {**world.conf, "ipam": {**world.conf["ipam"], "type": "kcni-no-such-ipam"}}
+    res = world.call("DEL", pod, cid="c1", conf=broken)
+    assert res.rc == 1 and res.out["code"] == 104, res  # the IP could not be released...
+    assert nft_elements(world.node) == []  # ...but everything else was cleaned up
+    assert host_veth_name("c1", "eth0") not in sh("ip", "-n", world.node, "link").stdout
+    assert world.call("DEL", pod, cid="c1").rc == 0  # a retry with the right config frees it
+    assert [f for f in world.ipam_files() if f[0].isdigit() or ":" in f] == []
+
+
 def test_missing_ipam_plugin_fails_cleanly(world: World) -> None:
     pod = world.ns.add("p1")
     res = world.call("ADD", pod, conf={**world.conf, "ipam": {"type": "kcni-no-such-ipam"}})
