@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kdns.k8s import objects, resources
+from kdns.k8s import heap, objects, resources
 from kdns.k8s.client import ApiClient
 from kdns.k8s.config import ApiConfig
 from kdns.k8s.reflector import DictSink, Reflector, ReflectorTiming
@@ -142,8 +142,8 @@ async def measure(url: str, proc: FakeApiProcess, page_size: int,
         result["rss_peak_during_sync_mib"] = round(peak[0], 1)
         result["rss_synced_mib"] = round(rss_mib(), 1)
         if freeze:
-            gc.collect()
-            gc.freeze()
+            heap.freeze()  # what kdns.k8s.heap.freeze_when_synced does
+            await asyncio.sleep(0)  # end this step before the relist's statistics start
         peak[0] = 0.0
         lag.take()
         steps.take()

@@ -46,7 +46,7 @@ from kdns.k8s.watchstream import MALFORMED, WatchEvent
 T = TypeVar("T")
 
 _APPLIED = ("ADDED", "MODIFIED", "DELETED")
-FIRST_PAGE = 50  # objects in the first page of a list; later pages are sized by bytes
+FIRST_PAGE = 10  # objects in the first page of a list; later pages are sized by bytes
 PAGE_BYTES = 256 * 1024  # target JSON size of a list page: a few ms to parse
 RETRY_AFTER_MAX = 30.0  # seconds; a larger Retry-After is not believed
 _CPU_SLICE = 0.002  # seconds of reducing between yields to the event loop
