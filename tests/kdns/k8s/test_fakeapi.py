@@ -142,3 +142,35 @@ def test_process_server_with_control_api(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert proc.proc.returncode == 0
+
+
+def test_thread_server_stops_promptly_with_open_watches_and_hung_requests() -> None:
+    import threading
+    import time
+
+    server = FakeApiServer().start()
+    server.hang_next(1, watch=False)
+    done = threading.Event()
+
+    def client_side() -> None:
+        async def run() -> None:
+            async with ApiClient(ApiConfig(server.url), request_timeout=30) as client:
+                watch = client.watch(SERVICES.path, resource_version="1000", idle_timeout=30)
+                tasks = [asyncio.create_task(anext(watch)),
+                         asyncio.create_task(client.list(SERVICES.path))]
+                await asyncio.wait(tasks)
+                for t in tasks:
+                    assert isinstance(t.exception(), ApiConnectionError | StopAsyncIteration)
+        asyncio.run(run())
+        done.set()
+
+    thread = threading.Thread(target=client_side)
+    thread.start()
+    server.wait_for_watches(1)
+    while server.hanging < 1:
+        time.sleep(0.01)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 5
+    assert done.wait(10)
+    thread.join()
