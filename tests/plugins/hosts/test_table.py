@@ -142,3 +142,24 @@ def test_inline_entries_replace_file_entries_for_the_same_name() -> None:
     assert _addrs(t, "keep.example.org.", "A") == ["10.0.0.2"]
     assert t.ptr("1.0.0.10.in-addr.arpa.") is None
     assert [rd.to_text() for rd in _ptr(t, "9.9.9.10.in-addr.arpa.")] == ["over.example.org."]
+
+
+def test_ptr_names_are_capped_but_counted() -> None:
+    text = "".join(f"0.0.0.0 ad{i}.example.org\n" for i in range(1500))
+    t = _table(text)
+    assert len(_ptr(t, "0.0.0.0.in-addr.arpa.")) == 1000
+    assert t.entries == 3000  # every forward address and every reverse name still counts
+    assert _addrs(t, "ad1499.example.org.", "A") == ["0.0.0.0"]
+
+
+@pytest.mark.parametrize("name,owner", [
+    ("-lead.example.org", "-lead.example.org."),  # dnspython's parser, not the fast regex
+    ("a\\.b.example.org", "a\\.b.example.org."),  # an escaped dot inside a label
+    ("bücher.example.org", "xn--bcher-kva.example.org."),
+])
+def test_unusual_names(name: str, owner: str) -> None:
+    t = _table(f"10.0.0.1 {name}\n")
+    rec = t.lookup(owner)
+    assert rec is not None and rec.a is not None
+    assert rec.a.name.to_text() == owner
+    assert [rd.to_text() for rd in _ptr(t, "1.0.0.10.in-addr.arpa.")] == [owner]
