@@ -12,7 +12,7 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Final, NamedTuple
 
 import aiohttp
@@ -221,6 +221,7 @@ class ApiClient:
         timeout_seconds: int | None = 300,
         idle_timeout: float | None = 120.0,
         allow_bookmarks: bool = True,
+        on_open: Callable[[], None] | None = None,
     ) -> AsyncGenerator[WatchEvent, None]:
         """Watch events from ``resource_version`` until the server ends the stream.
 
@@ -236,6 +237,8 @@ class ApiClient:
         if timeout_seconds:
             params["timeoutSeconds"] = str(timeout_seconds)
         resp = await self._open(path, params)
+        if on_open is not None:
+            on_open()  # the server accepted the watch (a healthy but quiet API sends nothing)
         clean_end = False
         try:
             decoder = WatchDecoder()

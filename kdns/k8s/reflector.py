@@ -301,6 +301,7 @@ class Reflector(Generic[T]):
             field_selector=self.field_selector,
             timeout_seconds=random.randint(lo, hi),
             idle_timeout=self.timing.idle_timeout,
+            on_open=self._confirmed,
         )
         try:
             async with asyncio.timeout_at(self._resync_at), aclosing(events):

@@ -508,3 +508,19 @@ async def test_non_410_error_event_restarts_the_watch_without_relist(
         await wait_until(lambda: "ns/after" in sink.items)
     assert watches(api)[1]["resourceVersion"] == rv
     assert len(lists(api)) == 1
+
+
+async def test_last_sync_follows_watch_opens_and_grows_while_the_api_is_away() -> None:
+    import time
+
+    timing = ReflectorTiming(backoff_initial=0.02, backoff_max=0.1, idle_timeout=0.3,
+                             resync_interval=None)
+    async with FakeApi(bookmark_interval=None) as api:  # quiet: no events, no bookmarks
+        async with reflecting(api, timing=timing) as (r, _):
+            await asyncio.sleep(1.0)
+            assert r.last_sync is not None and time.monotonic() - r.last_sync < 0.5
+            await api.down()
+            await asyncio.sleep(1.0)
+            assert time.monotonic() - r.last_sync > 0.8
+            await api.up()
+            await wait_until(lambda: time.monotonic() - (r.last_sync or 0) < 0.2)
