@@ -15,7 +15,7 @@ from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request
 
 from .parse import WEIGHTED, LoadBalanceConfig
-from .reorder import PreferOrder, prefer, reorderable, round_robin
+from .reorder import PreferOrder, prefer, reorderable, round_robin, uniform_rank
 from .weights import WeightFileError, Weights, digest, parse_weights, weighted
 
 log = plugin_log("loadbalance")
@@ -47,7 +47,8 @@ class LoadBalance(Plugin):
             out = prefer(out, self.prefer_order, copy=out is resp)
         if not reorderable(resp):
             return out  # at most one record to move per section: any replay is the same
-        if self.cfg.policy == WEIGHTED or self.cfg.prefer:
+        if self.cfg.policy == WEIGHTED or (
+                self.cfg.prefer and not uniform_rank(out, self.prefer_order)):
             req.not_reusable()  # a replayed rotation would break weights and preferences
         else:
             req.rotating()  # the fast path replays stored answers rotated, one turn per query

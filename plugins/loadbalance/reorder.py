@@ -120,6 +120,14 @@ class PreferOrder:
         return r
 
 
+def uniform_rank(msg: dns.message.Message, order: PreferOrder) -> bool:
+    """True when every address in answer and additional has the same rank: prefer changes
+    nothing, so the reply may be replayed rotated like a plain round_robin one."""
+    ranks = {order.rank(rd) for section in (msg.answer, msg.additional) for rrset in section
+             if rrset.rdtype in _ADDRESS for rd in rrset}
+    return len(ranks) <= 1
+
+
 def _preferred(rrset: dns.rrset.RRset, order: PreferOrder) -> tuple[int, dns.rrset.RRset]:
     rdatas = list(rrset)
     ranks = [order.rank(rd) for rd in rdatas]

@@ -56,6 +56,13 @@ async def test_prefer_and_weighted_opt_out_of_replay(cfg: LoadBalanceConfig) -> 
         assert out.answer[0][0].to_text() == "10.0.0.3"
 
 
+@pytest.mark.parametrize("net", ["192.168.0.0/16", "10.0.0.0/8"])  # matches none / all
+async def test_prefer_that_changes_nothing_stays_replayable(net: str) -> None:
+    req = _req()
+    await LoadBalance(_Next(), LoadBalanceConfig(prefer=(ipaddress.ip_network(net),))).serve(req)
+    assert req.memo_rotate and not req.no_memo
+
+
 @pytest.mark.parametrize("rcode,qtype", [(dns.rcode.NXDOMAIN, "A"), (dns.rcode.NOERROR, "AXFR")])
 async def test_errors_and_transfers_pass_untouched(rcode: int, qtype: str) -> None:
     nxt = _Next(rcode)
