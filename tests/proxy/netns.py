@@ -22,6 +22,7 @@ PODS = {"a": 10, "b": 11, "c": 30}
 NODE_V4, NODE_V6 = "192.0.2.1", "2001:db8::1"
 EXT_V4, EXT_V6 = "192.0.2.2", "2001:db8::2"
 GW_V4, GW_V6 = "10.244.1.1", "fd00:244:1::1"
+EXTERNAL_IP = "198.51.100.7"
 
 
 def pod_v4(pod: str) -> str:
@@ -92,6 +93,8 @@ class Topology:
         sh("ip", "-n", ext, "addr", "add", f"{EXT_V4}/24", "dev", "eth0")
         sh("ip", "-n", ext, "addr", "add", f"{EXT_V6}/64", "dev", "eth0", "nodad")
         sh("ip", "-n", ext, "link", "set", "eth0", "up")
+        # An external IP routed to the node, as a cloud or BGP router would.
+        sh("ip", "-n", ext, "route", "add", f"{EXTERNAL_IP}/32", "via", NODE_V4)
         # Node processes reach ClusterIPs through the default route, as on a real node.
         sh("ip", "-n", node, "route", "add", "default", "via", EXT_V4)
         sh("ip", "-n", node, "-6", "route", "add", "default", "via", EXT_V6)

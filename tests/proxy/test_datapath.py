@@ -17,7 +17,7 @@ from kdns.proxy.conntrack import Conntrack
 from kdns.proxy.model import Endpoint, ServicePort
 from kdns.proxy.syncer import Syncer, SyncSettings
 from tests.proxy.conftest import Proxy
-from tests.proxy.netns import EXT_V4, GW_V4, NODE_V4, Topology, pod_v4, pod_v6
+from tests.proxy.netns import EXT_V4, EXTERNAL_IP, GW_V4, NODE_V4, Topology, pod_v4, pod_v6
 
 pytestmark = pytest.mark.root
 
@@ -229,3 +229,26 @@ async def test_terminating_endpoints_serve_only_when_none_is_ready(
 async def test_hairpin_pod_reaches_itself_masqueraded(topo: Topology, proxy: Proxy) -> None:
     await proxy.set(web(endpoints=(ep("a"),)))
     assert topo.probe("a", "tcp", CIP, "80", "--count=3") == [f"a {GW_V4}"] * 3
+
+
+async def test_external_ip_and_nodeport_without_endpoints(topo: Topology, proxy: Proxy) -> None:
+    await proxy.set(web(external_ips=(EXTERNAL_IP,)),
+                    web(name="none", cluster_ips=("10.96.0.11",), node_port=30099, endpoints=()))
+    answers = topo.probe("ext", "tcp", EXTERNAL_IP, "80", "--count=20")
+    assert backends(answers).keys() == {"a", "b"}, answers
+    assert {a.split()[1] for a in answers} == {GW_V4}  # external traffic is masqueraded
+    refused = topo.probe("ext", "tcp", NODE_V4, "30099", "--timeout=3")[0].split()
+    assert refused[:2] == ["ERR", "ECONNREFUSED"] and float(refused[2]) < 1.0, refused
+
+
+async def test_ipv6_udp_endpoint_removal_cleans_conntrack(topo: Topology, proxy: Proxy) -> None:
+    def dns6(*pods: str) -> ServicePort:
+        return ServicePort("kube-system", "dns6", "dns", "udp", 53, ("fd00:96::53",),
+                           endpoints=tuple(ep(p, 5353, v6=True) for p in pods))
+
+    await proxy.set(dns6("a", "b"))
+    victim = topo.probe("c", "udp", "fd00:96::53", "53", "--sport=40054")[0].split()[0]
+    survivor = "b" if victim == "a" else "a"
+    await proxy.set(dns6(survivor))
+    again = topo.probe("c", "udp", "fd00:96::53", "53", "--sport=40054", "--count=3")
+    assert backends(again) == {survivor: 3}, again
