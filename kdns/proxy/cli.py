@@ -17,14 +17,15 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from kdns.errors import KdnsError
 from kdns.k8s.client import ApiClient
 from kdns.k8s.config import load
-from kdns.k8s.errors import ConfigError, K8sError
+from kdns.k8s.errors import ConfigError
 from kdns.log import setup_logging
 from kdns.proxy import http, transaction
 from kdns.proxy.conntrack import Conntrack
 from kdns.proxy.model import FAMILIES, Family
-from kdns.proxy.nft import Nft, NftError
+from kdns.proxy.nft import Nft
 from kdns.proxy.render import DEFAULT_TABLE, RenderConfig, render
 from kdns.proxy.source import ClusterState
 from kdns.proxy.syncer import Syncer, SyncSettings
@@ -258,9 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return asyncio.run(_main(args))
-    except (K8sError, NftError, BaseExceptionGroup) as exc:
+    except (KdnsError, BaseExceptionGroup) as exc:
         err = _leaf(exc)
-        if not isinstance(err, K8sError | NftError):
+        if not isinstance(err, KdnsError):
             raise
         print(f"kdns-proxy: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1

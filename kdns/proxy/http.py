@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import prometheus_client
 from aiohttp import web
 
+from kdns.errors import KdnsError
 from kdns.proxy.syncer import Syncer
 
 
@@ -49,11 +50,19 @@ def metrics_app() -> web.Application:
     return app
 
 
+class ListenError(KdnsError):
+    """Cannot listen on the requested address."""
+
+
 async def start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serves ``app``; returns the runner (to clean up) and the bound port (port 0 works)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        raise ListenError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     addresses = runner.addresses
     return runner, int(addresses[0][1]) if addresses else port

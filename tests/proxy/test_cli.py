@@ -197,3 +197,14 @@ def test_sigterm_during_start_up_exits_promptly(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.root
+def test_busy_healthz_port_is_a_clear_error(
+    topo: Topology, api: FakeApiInNode, table: str
+) -> None:
+    res = cli(*common(api, table), "--healthz-bind-address", f"0.0.0.0:{api.port}",
+              prefix=topo.exec_prefix())
+    assert res.returncode == 1
+    assert f"cannot listen on 0.0.0.0:{api.port}" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
