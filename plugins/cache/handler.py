@@ -29,6 +29,7 @@ import dns.name
 from kdns.errors import KdnsError
 from kdns.plugin import Handler, Plugin, Request, in_zones
 
+from ..forward.wire import UPSTREAM_WIRE_ATTR
 from .classify import NEGATIVE, MsgType, clamp, is_truncated, minimal_ttl, typify
 from .metrics import bind
 from .parse import CacheConfig
@@ -139,7 +140,7 @@ class Cache(Plugin):
         disabled = cfg.disable_success if kind == "success" else cfg.disable_denial
         if disabled and in_zones(req.qname, disabled) is not None:
             return None
-        entry = make_entry(msg, duration, now, kind)
+        entry = make_entry(msg, duration, now, kind, _upstream_wire(msg))
         store, other = (self.pcache, self.ncache) if kind == "success" else (self.ncache,
                                                                              self.pcache)
         if store.put(key, entry):
@@ -254,6 +255,16 @@ def _wire_of(name: dns.name.Name) -> bytes:
     wire = name.to_wire()
     assert wire is not None
     return wire
+
+
+def _upstream_wire(msg: dns.message.Message) -> bytes | None:
+    """The upstream bytes forward attached to ``msg``, if its sections are still those."""
+    link = getattr(msg, UPSTREAM_WIRE_ATTR, None)
+    if (isinstance(link, tuple) and len(link) == 4 and isinstance(link[0], bytes)
+            and link[1] is msg.answer and link[2] is msg.authority
+            and link[3] is msg.additional):
+        return link[0]
+    return None
 
 
 def _same_question(req: Request, msg: dns.message.Message) -> bool:

@@ -150,8 +150,46 @@ def _with_ttl(rrsets: list[dns.rrset.RRset], ttl: int) -> list[dns.rrset.RRset]:
     return out
 
 
-def make_entry(msg: dns.message.Message, duration: int, now: float, kind: str) -> Entry:
-    """An entry for ``msg``: rendered once without OPT, TTL offsets found by walking the bytes."""
+def strip_opt(wire: bytes) -> bytes | None:
+    """``wire`` with ID 0 and without its OPT record, if that record is the last one (as every
+    server sends it); None otherwise or if the bytes do not walk cleanly."""
+    try:
+        qd, an, ns, ar = struct.unpack_from("!HHHH", wire, 4)
+        i = 12
+        for _ in range(qd):
+            i = skip_name(wire, i) + 4
+        last_start = -1
+        last_type = 0
+        opts = 0
+        for _ in range(an + ns + ar):
+            last_start = i
+            i = skip_name(wire, i)
+            last_type, _c, _t, rdlen = struct.unpack_from("!HHIH", wire, i)
+            opts += last_type == _TYPE_OPT
+            i += 10 + rdlen
+    except (IndexError, ValueError, struct.error):
+        return None
+    if i != len(wire) or qd != 1:
+        return None
+    if not opts:
+        return b"\x00\x00" + wire[2:]
+    if opts > 1 or last_type != _TYPE_OPT:
+        return None
+    return b"\x00\x00" + wire[2:10] + struct.pack("!H", ar - 1) + wire[12:last_start]
+
+
+def make_entry(msg: dns.message.Message, duration: int, now: float, kind: str,
+               upstream_wire: bytes | None = None) -> Entry:
+    """An entry for ``msg``: its own bytes without OPT, with TTL offsets found by walking them.
+
+    ``upstream_wire``, the bytes ``msg``'s sections were parsed from, saves rendering again;
+    without it (or if it cannot be used) the message is rendered once.
+    """
+    wire = strip_opt(upstream_wire) if upstream_wire is not None else None
+    if wire is not None:
+        qend, offsets = ttl_offsets(wire)
+        return Entry(wire, qend, offsets, msg.flags, msg.rcode(), duration, now, kind,
+                     servfail=msg.rcode() == 2)
     plain = dns.message.Message(id=0)
     plain.flags = msg.flags
     plain.set_rcode(msg.rcode())

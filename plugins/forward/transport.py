@@ -29,7 +29,7 @@ from kdns.errors import UpstreamError, UpstreamTimeout
 
 from .metrics import CONN_CACHE_HITS, CONN_CACHE_MISSES, MISMATCHES
 from .parse import Upstream
-from .wire import question_end, reply_matches
+from .wire import UPSTREAM_WIRE_ATTR, question_end, reply_matches
 
 MAX_POOLED_PER_UPSTREAM = 64
 
@@ -42,10 +42,13 @@ class Transport(Protocol):
 
 
 def parse_reply(data: bytes) -> dns.message.Message | None:
+    """The parsed reply, carrying its bytes (UPSTREAM_WIRE_ATTR); None if unparsable."""
     try:
-        return dns.message.from_wire(data, one_rr_per_rrset=False)
+        msg = dns.message.from_wire(data, one_rr_per_rrset=False)
     except (dns.exception.DNSException, ValueError, IndexError):
         return None
+    setattr(msg, UPSTREAM_WIRE_ATTR, data)
+    return msg
 
 
 class _UdpExchange(asyncio.DatagramProtocol):

@@ -366,3 +366,29 @@ def test_metric_names_match_coredns() -> None:
                      "coredns_cache_served_stale", "coredns_cache_evictions"}
     assert m.HITS._labelnames == ("server", "type", "zones", "view")
     assert m.REQUESTS._labelnames == ("server", "zones", "view")
+
+
+async def test_upstream_bytes_used_only_while_the_sections_are_unchanged() -> None:
+    from kdns.plugins.forward.wire import UPSTREAM_WIRE_ATTR
+
+    decoy = dns.message.make_response(dns.message.make_query("www.example.org.", "A"))
+    decoy.answer.append(dns.rrset.from_text("www.example.org.", 300, "IN", "A", "6.6.6.6"))
+    decoy_wire = decoy.to_wire()
+
+    def linked(req: Request) -> dns.message.Message:
+        r = positive(300)(req)
+        setattr(r, UPSTREAM_WIRE_ATTR, (decoy_wire, r.answer, r.authority, r.additional))
+        return r
+
+    def swapped(req: Request) -> dns.message.Message:
+        r = linked(req)
+        r.answer = list(r.answer)  # e.g. a plugin that reorders into a new list
+        return r
+    c, _, _ = cache(linked)
+    await c.serve(request())
+    entry = next(e for sh in c.pcache.shards for e in sh.values())
+    assert str(entry.sections(1)[0][0][0]) == "6.6.6.6"  # stored from the linked bytes
+    c2, _, _ = cache(swapped)
+    await c2.serve(request())
+    entry = next(e for sh in c2.pcache.shards for e in sh.values())
+    assert str(entry.sections(1)[0][0][0]) == "192.0.2.1"  # fell back to the message

@@ -17,6 +17,7 @@ from kdns.plugins.cache.store import (
     make_key,
     name_in_zones,
     parse_simple_query,
+    strip_opt,
     ttl_offsets,
 )
 
@@ -157,3 +158,38 @@ def test_every_ttl_is_patched(records: list[tuple[str, int]], new_ttl: int) -> N
     m = dns.message.from_wire(e.render(7, 0, question("A.example.", 16), new_ttl, edns=True,
                                        do=False))
     assert all(rr.ttl == new_ttl for rr in [*m.answer, *m.authority, *m.additional])
+
+
+def test_entry_from_upstream_bytes_matches_the_rendered_one() -> None:
+    msg = upstream_reply()
+    msg.use_edns(0, 0, 1232)
+    wire = msg.to_wire()
+    parsed = dns.message.from_wire(wire)
+    raw = make_entry(parsed, 30, 0.0, "success", wire)
+    rendered = make_entry(parsed, 30, 0.0, "success")
+    assert raw.wire[:2] == b"\x00\x00" and raw.wire.endswith(msg.to_wire()[-30:-11])  # no OPT
+    q = question("www.example.org.")
+    a = dns.message.from_wire(raw.render(9, 0x100, q, 12, edns=True, do=False))
+    b = dns.message.from_wire(rendered.render(9, 0x100, q, 12, edns=True, do=False))
+    assert a == b and a.flags == b.flags and a.edns == b.edns
+    assert raw.sections(12) == rendered.sections(12)
+
+
+def test_strip_opt() -> None:
+    msg = upstream_reply()
+    plain = msg.to_wire()
+    assert strip_opt(plain) == b"\x00\x00" + plain[2:]
+    msg.use_edns(0, 0, 1232)
+    with_opt = msg.to_wire()
+    stripped = strip_opt(with_opt)
+    assert stripped is not None and len(stripped) == len(with_opt) - 11
+    assert dns.message.from_wire(stripped).edns == -1
+    # An OPT that is not the last record: not handled here (the caller renders instead).
+    glue = dns.name.from_text("x.example.org.").to_wire() + bytes.fromhex("0001000100000005"
+                                                                          "0004c0000209")
+    moved = with_opt[:10] + (with_opt[10] * 256 + with_opt[11] + 1).to_bytes(2, "big") \
+        + with_opt[12:] + glue
+    assert dns.message.from_wire(moved).additional
+    assert strip_opt(moved) is None
+    assert strip_opt(with_opt[:-3]) is None
+    assert strip_opt(b"\x00" * 5) is None
