@@ -14,7 +14,7 @@ from typing import Final
 
 from kdns.proxy.model import Endpoint, ServicePort
 
-NAME_LENGTH_MAX: Final = 256  # the kernel's NFT_NAME_MAXLEN
+NAME_LENGTH_MAX: Final = 255  # the kernel's NFT_NAME_MAXLEN less the terminating NUL
 BASE_LENGTH_MAX: Final = NAME_LENGTH_MAX - len("external-")  # room for the longest prefix
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kdns.proxy import transaction
-from kdns.proxy.model import FAMILIES, ServicePort
+from kdns.proxy import names, transaction
+from kdns.proxy.model import FAMILIES, Endpoint, ServicePort
 from kdns.proxy.render import RenderConfig, render
 from tests.proxy import scenarios as sc
 from tests.proxy.netns import sh
@@ -80,3 +80,21 @@ def test_partial_syncs_converge_to_full_sync(scratch: str) -> None:
 
 def _cfg(table: str) -> RenderConfig:
     return dataclasses.replace(sc.CFG, table=table)
+
+
+def test_longest_names_fit_the_kernel(scratch: str) -> None:
+    table = f"kpx-l-{os.getpid()}"
+    long = ServicePort("n" * 63, "s" * 63, "p" * 63, "sctp", 1, ("10.96.0.1", "fd00:96::1"),
+                       node_port=30001, affinity_timeout=60,
+                       endpoints=(Endpoint("fd00:1111:2222:3333:4444:5555:6666:7777", 65535),
+                                  Endpoint("10.244.255.255", 65535)))
+    try:
+        longest = 0
+        for f in FAMILIES:
+            rs = render([long], _cfg(table), f)
+            longest = max(longest, *(len(n) for n in [*rs.chains, *rs.sets]))
+            nft(scratch, "-f", "-", stdin=transaction.full(rs))
+        assert longest == names.NAME_LENGTH_MAX  # truncated exactly to the kernel's limit
+    finally:
+        for f in FAMILIES:
+            nft(scratch, "-f", "-", stdin=transaction.cleanup(f, table))
