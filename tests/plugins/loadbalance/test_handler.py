@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 import dns.message
 import dns.rcode
@@ -117,3 +118,54 @@ async def test_single_record_answers_stay_replayable_unrotated() -> None:
         req = _req()
         await LoadBalance(One(), cfg).serve(req)
         assert req.memo_deps == [] and not req.memo_rotate and not req.no_memo
+
+
+async def test_weight_file_reload_keeps_old_weights_on_a_bad_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    f = tmp_path / "w"
+    f.write_text("a.example\n10.0.0.1 5\n")
+    lb = LoadBalance(_Next(), LoadBalanceConfig("weighted", str(f), reload=0.05))
+    await lb.start()
+    try:
+        assert lb.weights == {"a.example.": {ipaddress.ip_address("10.0.0.1"): 5}}
+        f.write_text("a.example\n10.0.0.1 7\n10.0.0.2 9\n")
+        for _ in range(100):
+            if len(lb.weights.get("a.example.", {})) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert lb.weights["a.example."][ipaddress.ip_address("10.0.0.2")] == 9
+        with caplog.at_level(logging.ERROR, logger="kdns.plugin.loadbalance"):
+            f.write_text("a.example\n10.0.0.1 0\n")
+            for _ in range(100):
+                if caplog.records:
+                    break
+                await asyncio.sleep(0.02)
+        assert 'wrong weight value:"0"' in caplog.records[0].getMessage()
+        assert lb.weights["a.example."][ipaddress.ip_address("10.0.0.2")] == 9
+    finally:
+        await lb.stop()
+    assert lb._task is None
+
+
+async def test_missing_weight_file_with_reload_warns_and_retries(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    f = tmp_path / "later"
+    lb = LoadBalance(_Next(), LoadBalanceConfig("weighted", str(f), reload=0.05))
+    with caplog.at_level(logging.WARNING, logger="kdns.plugin.loadbalance"):
+        await lb.start()
+    try:
+        assert "Failed to open weight file" in caplog.records[0].getMessage()
+        f.write_text("a.example\n10.0.0.3 2\n")
+        for _ in range(100):
+            if lb.weights:
+                break
+            await asyncio.sleep(0.02)
+        assert lb.weights == {"a.example.": {ipaddress.ip_address("10.0.0.3"): 2}}
+    finally:
+        await lb.stop()
