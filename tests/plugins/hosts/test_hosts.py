@@ -195,3 +195,21 @@ def test_metrics_exported_through_prometheus(tmp_path: Path) -> None:
         while scrape().get(f"coredns_hosts_entries{label}") != 4:  # a + in, forward and reverse
             assert time.monotonic() < deadline, scrape()
             time.sleep(0.1)
+
+
+def test_corefile_reload_swaps_hosts_instances(tmp_path: Path) -> None:
+    import signal
+
+    (tmp_path / "hosts").write_text("10.0.0.1 a.example.org\n")
+    corefile = "example.org:{port} {\n    hosts hosts {\n        10.0.0.9 in.example.org\n" \
+               "        reload 100ms\n    }\n}\n"
+    with run_kdns(corefile, workdir=tmp_path) as k:
+        _wait_for(k, "in.example.org", ["10.0.0.9"])
+        k.corefile_path.write_text(k.corefile_path.read_text().replace("10.0.0.9", "10.0.0.8"))
+        k.signal(signal.SIGUSR1)
+        _wait_for(k, "in.example.org", ["10.0.0.8"])
+        _wait_for(k, "a.example.org", ["10.0.0.1"])  # the new instance read the file too
+        (tmp_path / "hosts").write_text("10.0.0.2 a.example.org\n")
+        _wait_for(k, "a.example.org", ["10.0.0.2"])  # and its re-read task runs
+        k.wait_for_line("Reloading complete")
+    assert "Traceback" not in k.output and "failed to stop" not in k.output
