@@ -85,9 +85,18 @@ class Entry:
     last_refresh_fail: float = -1e18
     _memo_ttl: int = -1
     _memo: bytes = field(default=b"")
+    _counts: bytes = b""  # QD/AN/NS/AR counts as stored
+    _counts_edns: bytes = b""  # the same with AR + 1 for our OPT
     _sections_ttl: int = -1
     _sections: tuple[list[dns.rrset.RRset], list[dns.rrset.RRset], list[dns.rrset.RRset]] = (
         [], [], [])
+
+    def __post_init__(self) -> None:
+        self.flags = int(self.flags)  # plain ints: IntFlag arithmetic costs µs per hit
+        self.rcode = int(self.rcode)
+        self._counts = self.wire[4:12]
+        arcount = int.from_bytes(self.wire[10:12], "big")
+        self._counts_edns = self.wire[4:10] + _ARCOUNT.pack(arcount + 1)
 
     def ttl(self, now: float) -> int:
         """Remaining TTL in whole seconds (CoreDNS: origTTL - floor(elapsed)); <= 0: expired."""
@@ -131,14 +140,11 @@ class Entry:
             flags |= _AA
         if do or qflags & _AD:
             flags |= self.flags & _AD
+        body = self._memo if ttl == self._memo_ttl else self.body(ttl)
         if edns:
-            return (_HEADER.pack(qid, flags) + self.wire[4:10] + _ARCOUNT.pack(self.arcount + 1)
-                    + question + self.body(ttl) + (_OPT_DO if do else _OPT))
-        return _HEADER.pack(qid, flags) + self.wire[4:12] + question + self.body(ttl)
-
-    @property
-    def arcount(self) -> int:
-        return int.from_bytes(self.wire[10:12], "big")
+            return b"".join((_HEADER.pack(qid, flags), self._counts_edns, question, body,
+                             _OPT_DO if do else _OPT))
+        return b"".join((_HEADER.pack(qid, flags), self._counts, question, body))
 
 
 def _with_ttl(rrsets: list[dns.rrset.RRset], ttl: int) -> list[dns.rrset.RRset]:
@@ -188,7 +194,7 @@ def make_entry(msg: dns.message.Message, duration: int, now: float, kind: str,
     wire = strip_opt(upstream_wire) if upstream_wire is not None else None
     if wire is not None:
         qend, offsets = ttl_offsets(wire)
-        return Entry(wire, qend, offsets, msg.flags, msg.rcode(), duration, now, kind,
+        return Entry(wire, qend, offsets, int(msg.flags), int(msg.rcode()), duration, now, kind,
                      servfail=msg.rcode() == 2)
     plain = dns.message.Message(id=0)
     plain.flags = msg.flags
@@ -199,7 +205,7 @@ def make_entry(msg: dns.message.Message, duration: int, now: float, kind: str,
     plain.additional = msg.additional
     wire = plain.to_wire(max_size=65535)
     qend, offsets = ttl_offsets(wire)
-    return Entry(wire, qend, offsets, msg.flags, msg.rcode(), duration, now, kind,
+    return Entry(wire, qend, offsets, int(msg.flags), int(msg.rcode()), duration, now, kind,
                  servfail=msg.rcode() == 2)
 
 
