@@ -379,3 +379,20 @@ def test_random_garbage_never_kills_the_server(kdns: KdnsProcess) -> None:
     assert_still_serving(kdns, tcp=True)
     assert kdns.proc.poll() is None
     assert "Traceback" not in kdns.output
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+@pytest.mark.parametrize("name,rdclass,rcode", [
+    ("www.example.net", "IN", dns.rcode.REFUSED),  # outside every zone: no chain runs
+    ("version.bind", "CH", dns.rcode.REFUSED),
+    ("nope.example.org", "IN", dns.rcode.NXDOMAIN),  # hosts' own negative answer
+])
+def test_do_and_cd_echoed_on_negative_answers(kdns: KdnsProcess, tcp: bool, name: str,
+                                              rdclass: str, rcode: int) -> None:
+    q = dns.message.make_query(name, "TXT" if rdclass == "CH" else "A", rdclass,
+                               use_edns=0, want_dnssec=True)
+    q.flags |= dns.flags.CD
+    r = kdns.send(q, tcp=tcp)
+    assert r.rcode() == rcode
+    assert r.edns == 0 and r.ednsflags & dns.flags.DO and r.flags & dns.flags.CD
+    assert r.question[0].name == q.question[0].name
