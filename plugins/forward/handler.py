@@ -45,7 +45,6 @@ from .transport import NetTransport, Transport
 from .wire import UPSTREAM_WIRE_ATTR, build_query, with_random_id
 
 DEADLINE = 5.0
-TRY_TIMEOUT = 2.0
 PROBE_TIMEOUT = 1.0
 STOP_WAIT = 4.0  # below the server's 5 s grace for stop()
 
@@ -75,13 +74,15 @@ class Forward(Plugin):
     name = "forward"
 
     def __init__(self, next: Handler, cfg: ForwardConfig, transport: Transport | None = None,
-                 *, deadline: float = DEADLINE, try_timeout: float = TRY_TIMEOUT,
+                 *, deadline: float = DEADLINE, try_timeout: float | None = None,
                  probe_timeout: float = PROBE_TIMEOUT, policy: Policy | None = None) -> None:
         super().__init__(next)
         self.cfg = cfg
-        self.transport: Transport = transport or NetTransport(cfg.expire)
+        self.transport: Transport = transport or NetTransport(
+            cfg.expire, max_idle=cfg.max_idle_conns, max_age=cfg.max_age,
+            source=cfg.source_address)
         self.deadline = deadline
-        self.try_timeout = try_timeout
+        self.try_timeout = cfg.read_timeout if try_timeout is None else try_timeout
         self.probe_timeout = probe_timeout
         self.states = [UpstreamState(u) for u in cfg.upstreams]
         self.policy = policy or Policy(cfg.policy, len(self.states))

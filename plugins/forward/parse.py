@@ -3,7 +3,8 @@
 ``forward FROM TO... { except NAMES...; force_tcp; prefer_udp; expire DURATION; max_fails N;
 policy random|round_robin|sequential; health_check DURATION [no_rec] [domain FQDN];
 max_concurrent N; next RCODE...; failover RCODE...; failfast_all_unhealthy_upstreams;
-max_connect_attempts N }``. A TO that is not an IP address is read as a resolv.conf file, once,
+max_connect_attempts N; read_timeout DURATION; max_idle_conns N; max_age DURATION;
+source_address IP }``. A TO that is not an IP address is read as a resolv.conf file, once,
 here (CoreDNS reads it at setup too, never per query).
 """
 
@@ -27,6 +28,7 @@ MAX_UPSTREAMS: Final = 15
 DEFAULT_EXPIRE: Final = 10.0
 DEFAULT_MAX_FAILS: Final = 2
 DEFAULT_HC_INTERVAL: Final = 0.5
+DEFAULT_READ_TIMEOUT: Final = 2.0
 POLICIES: Final = ("random", "round_robin", "sequential")
 
 
@@ -59,6 +61,10 @@ class ForwardConfig:
     failover_rcodes: frozenset[int] = field(default_factory=frozenset)
     failfast_all_unhealthy: bool = False
     max_connect_attempts: int = 0
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_idle_conns: int = 0  # 0: kdns's safety cap (MAX_POOLED_PER_UPSTREAM in transport.py)
+    max_age: float = 0.0  # 0: pooled connections live until idle for ``expire``
+    source_address: str = ""
 
 
 def _read_file(path: str) -> str:
@@ -115,6 +121,21 @@ def _option(d: Dispenser, key: str, opts: dict[str, object]) -> None:
         case "next" | "failover":
             codes = frozenset(_rcode(d, v) for v in d.args(min=1))
             opts[f"{key}_rcodes"] = codes
+        case "read_timeout" | "max_age":
+            (value,) = d.args(min=1, max=1)
+            secs = d.to_duration(value, f"{key} duration")
+            if secs < 0 or (key == "read_timeout" and secs == 0):
+                raise d.err(f"{key} must be positive: {value}")
+            opts[key] = secs
+        case "max_idle_conns":
+            (value,) = d.args(min=1, max=1)
+            opts["max_idle_conns"] = d.to_int(value, "max_idle_conns", minimum=0)
+        case "source_address":
+            (value,) = d.args(min=1, max=1)
+            try:
+                opts["source_address"] = str(ipaddress.ip_address(value))
+            except ValueError:
+                raise d.err(f"source_address is not an IP address: {value!r}") from None
         case "tls" | "tls_servername":
             raise d.err(f"'{key}' is not supported by kdns: DNS-over-TLS upstreams are not "
                         "implemented")

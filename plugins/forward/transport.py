@@ -79,12 +79,12 @@ class _UdpExchange(asyncio.DatagramProtocol):
 
 
 class _TcpConn:
-    __slots__ = ("last_used", "reader", "writer")
+    __slots__ = ("created", "last_used", "reader", "writer")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
-        self.last_used = time.monotonic()
+        self.created = self.last_used = time.monotonic()
 
     def close(self) -> None:
         self.writer.close()
@@ -97,8 +97,12 @@ class CachedConnClosed(Exception):
 class NetTransport:
     """The real transport: UDP with a fresh socket per query, pooled TCP."""
 
-    def __init__(self, expire: float = 10.0) -> None:
+    def __init__(self, expire: float = 10.0, *, max_idle: int = 0, max_age: float = 0.0,
+                 source: str = "") -> None:
         self.expire = expire
+        self.max_idle = max_idle or MAX_POOLED_PER_UPSTREAM
+        self.max_age = max_age
+        self.source = source
         self._pools: dict[Upstream, list[_TcpConn]] = {}
 
     async def exchange(self, upstream: Upstream, query: bytes, proto: str,
@@ -122,6 +126,8 @@ class NetTransport:
         transport: asyncio.DatagramTransport | None = None
         try:
             sock.setblocking(False)
+            if self.source:
+                sock.bind((self.source, 0))
             sock.connect((upstream.host, upstream.port))  # kernel picks a random source port
             done: asyncio.Future[dns.message.Message] = loop.create_future()
             transport, _ = await loop.create_datagram_endpoint(
@@ -165,12 +171,16 @@ class NetTransport:
         now = time.monotonic()
         while pool:
             conn = pool.pop()
-            if now - conn.last_used <= self.expire and not conn.writer.is_closing():
+            fresh = now - conn.last_used <= self.expire and (
+                not self.max_age or now - conn.created <= self.max_age)
+            if fresh and not conn.writer.is_closing():
                 CONN_CACHE_HITS.labels("forward", upstream.label, "tcp").inc()
                 return conn, True
             conn.close()
         CONN_CACHE_MISSES.labels("forward", upstream.label, "tcp").inc()
-        reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
+        local = (self.source, 0) if self.source else None
+        reader, writer = await asyncio.open_connection(upstream.host, upstream.port,
+                                                       local_addr=local)
         return _TcpConn(reader, writer), False
 
     async def _tcp_once(self, conn: _TcpConn, query: bytes, qend: int, upstream: Upstream,
@@ -198,7 +208,7 @@ class NetTransport:
     def _give_back(self, upstream: Upstream, conn: _TcpConn) -> None:
         pool = self._pools.setdefault(upstream, [])
         conn.last_used = time.monotonic()
-        if len(pool) >= MAX_POOLED_PER_UPSTREAM:
+        if len(pool) >= self.max_idle:
             conn.close()
         else:
             pool.append(conn)

@@ -405,3 +405,16 @@ async def test_without_probes_an_upstream_is_never_marked_down() -> None:
         with pytest.raises(PluginError, match="refused"):
             await f.serve(request())
     assert len(t.calls) == 10  # every query still tried (2 attempts each), never "no healthy"
+
+
+async def test_read_timeout_sets_the_per_attempt_timeout() -> None:
+    async def h(u, q, proto):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.5)
+        return answer(q)
+    t = MockTransport(h)
+    f = Forward(Next(), ForwardConfig(".", (U1,), read_timeout=0.1, policy="sequential"), t,
+                deadline=1.0)
+    start = time.monotonic()
+    with pytest.raises(PluginError, match="i/o timeout"):
+        await f.serve(request())
+    assert time.monotonic() - start < 0.4  # two attempts of 0.1 s, not of 2 s

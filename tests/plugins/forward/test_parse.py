@@ -41,6 +41,9 @@ def cfg(body: str) -> ForwardConfig:
     ("forward . 1.1.1.1 {\n failfast_all_unhealthy_upstreams\n max_connect_attempts 4\n}",
      {"failfast_all_unhealthy": True, "max_connect_attempts": 4}),
     ("forward 10.0.0.0/8 1.1.1.1", {"from_zone": "10.in-addr.arpa."}),
+    ("forward . 1.1.1.1 {\n read_timeout 500ms\n max_idle_conns 8\n max_age 30s\n"
+     " source_address 127.0.0.2\n}", {"read_timeout": 0.5, "max_idle_conns": 8,
+                                       "max_age": 30.0, "source_address": "127.0.0.2"}),
 ])
 def test_accepted(body: str, expect: dict[str, object]) -> None:
     c = cfg(body)
@@ -51,8 +54,8 @@ def test_accepted(body: str, expect: dict[str, object]) -> None:
 def test_defaults_are_coredns_defaults() -> None:
     c = cfg("forward . 1.1.1.1")
     assert (c.expire, c.max_fails, c.hc_interval, c.hc_domain, c.hc_recursion, c.policy,
-            c.max_concurrent, c.force_tcp, c.prefer_udp) == (
-        10.0, 2, 0.5, ".", True, "random", 0, False, False)
+            c.max_concurrent, c.force_tcp, c.prefer_udp, c.read_timeout, c.max_age) == (
+        10.0, 2, 0.5, ".", True, "random", 0, False, False, 2.0, 0.0)
 
 
 def test_resolv_conf_file_is_read_once_at_parse(tmp_path: Path) -> None:
@@ -112,6 +115,13 @@ P = "plugin/forward: Corefile:2 - Error during parsing: "
     ("forward . 1.1.1.1 {\n tls\n}",
      "plugin/forward: Corefile:3 - Error during parsing: 'tls' is not supported by kdns: "
      "DNS-over-TLS upstreams are not implemented"),
+    ("forward . 1.1.1.1 {\n read_timeout 0s\n}",
+     "plugin/forward: Corefile:3 - Error during parsing: read_timeout must be positive: 0s"),
+    ("forward . 1.1.1.1 {\n source_address here\n}",
+     "plugin/forward: Corefile:3 - Error during parsing: source_address is not an IP address: "
+     "'here'"),
+    ("forward . 1.1.1.1 {\n max_idle_conns -2\n}",
+     "plugin/forward: Corefile:3 - Error during parsing: max_idle_conns out of range: -2"),
     ("forward . 1.1.1.1 {\n force_tcp yes\n}",
      "plugin/forward: Corefile:3 - Error during parsing: Wrong argument count or unexpected line "
      "ending after 'yes'"),

@@ -168,3 +168,30 @@ async def test_ipv6_upstream() -> None:
             assert r.answer
         assert {s.src[0] for s in up6.queries()} == {"::1"}
         await t.close()
+
+
+async def test_source_address_is_used_for_udp_and_tcp(up: FakeUpstream) -> None:
+    t = NetTransport(source="127.0.0.2")
+    await t.exchange(target(up), query("ok.src-udp.example."), "udp", 1.0)
+    await t.exchange(target(up), query("ok.src-tcp.example."), "tcp", 1.0)
+    assert up.queries("ok.src-udp.example.")[0].src[0] == "127.0.0.2"
+    assert up.queries("ok.src-tcp.example.")[0].src[0] == "127.0.0.2"
+    await t.close()
+
+
+async def test_max_age_and_max_idle_limit_the_pool(up: FakeUpstream) -> None:
+    t = NetTransport(expire=60, max_age=0.2, max_idle=1)
+    await asyncio.gather(*(t.exchange(target(up), query(f"ok.pool{i}.example."), "tcp", 1.0)
+                           for i in range(3)))
+    assert t.pooled(target(up)) == 1  # three connections were needed; one is kept
+    label = f"127.0.0.1:{up.port}"
+    hits = CONN_CACHE_HITS.labels("forward", label, "tcp")._value.get()
+    misses = CONN_CACHE_MISSES.labels("forward", label, "tcp")._value.get()
+    await t.exchange(target(up), query("ok.young.example."), "tcp", 1.0)
+    assert CONN_CACHE_HITS.labels("forward", label, "tcp")._value.get() == hits + 1
+    await asyncio.sleep(0.3)  # older than max_age, though not idle for expire
+    await t.exchange(target(up), query("ok.aged.example."), "tcp", 1.0)
+    assert CONN_CACHE_HITS.labels("forward", label, "tcp")._value.get() == hits + 1
+    assert CONN_CACHE_MISSES.labels("forward", label, "tcp")._value.get() == misses + 1
+    assert t.pooled(target(up)) == 1
+    await t.close()
