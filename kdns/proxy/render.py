@@ -91,6 +91,8 @@ def _addr_type(family: Family) -> str:
 def _net_set(cidrs: Iterable[str], family: Family) -> str:
     nets = [str(ipaddress.ip_network(c, strict=False)) for c in cidrs]
     picked = [n for n in nets if family_of(n.split("/")[0]) == family]
+    if len(picked) == 1:  # a bare prefix avoids an anonymous set per rule (nft is faster)
+        return picked[0]
     return "{ " + ", ".join(picked) + " }" if picked else ""
 
 

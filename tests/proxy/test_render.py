@@ -52,7 +52,7 @@ def test_chain_names_follow_kube_proxy() -> None:
 def test_load_balancing_spreads_over_all_ready_endpoints() -> None:
     rs = render([sc.WEB], sc.CFG, "ip")
     rules = rs.chains[names.cluster_chain(sc.WEB)].rules
-    assert rules[0] == ("ip daddr 10.96.0.10 tcp dport 80 ip saddr != { 10.244.0.0/16 } "
+    assert rules[0] == ("ip daddr 10.96.0.10 tcp dport 80 ip saddr != 10.244.0.0/16 "
                         "jump mark-for-masquerade")
     assert rules[1].startswith("numgen random mod 2 vmap { 0 : goto endpoint-")
     assert rs.elements["service-ips"]["10.96.0.10 . tcp . 80"].value == (

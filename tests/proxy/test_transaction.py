@@ -24,7 +24,7 @@ def test_endpoint_removal_rewrites_service_chain_and_flushes_endpoint_chain() ->
     assert transaction.partial(old, new).splitlines() == [
         f"flush chain ip kdns-proxy {svc}",
         f"add rule ip kdns-proxy {svc} ip daddr 10.96.0.10 tcp dport 80 "
-        "ip saddr != { 10.244.0.0/16 } jump mark-for-masquerade",
+        "ip saddr != 10.244.0.0/16 jump mark-for-masquerade",
         f"add rule ip kdns-proxy {svc} numgen random mod 1 vmap "
         f"{{ 0 : goto {names.endpoint_chain(sc.WEB, sc.WEB.endpoints[0])} }}",
         f"flush chain ip kdns-proxy {gone}",
