@@ -149,14 +149,14 @@ def _base(cfg: RenderConfig, family: Family) -> tuple[list[Chain], list[SetDecl]
 
 
 @dataclass(slots=True)
-class _Categorized:
+class Categorized:
     cluster: list[Endpoint]
     local: list[Endpoint]
     reachable: list[Endpoint]
     has_any: bool
 
 
-def categorize(sp: ServicePort, endpoints: Sequence[Endpoint], node: str) -> _Categorized:
+def categorize(sp: ServicePort, endpoints: Sequence[Endpoint], node: str) -> Categorized:
     """kube-proxy's CategorizeEndpoints (without topology hints).
 
     Ready endpoints are used; only when none are ready anywhere (for the local set: on this
@@ -173,11 +173,11 @@ def categorize(sp: ServicePort, endpoints: Sequence[Endpoint], node: str) -> _Ca
     usable = [e for e in endpoints if e.ready or (e.serving and e.terminating)]
     local = pick([e for e in endpoints if e.node == node]) if uses_local else []
     if not uses_local:
-        return _Categorized(cluster, [], cluster, bool(cluster))
+        return Categorized(cluster, [], cluster, bool(cluster))
     if not uses_cluster:
-        return _Categorized([], local, local, bool(usable))
+        return Categorized([], local, local, bool(usable))
     reachable = list(dict.fromkeys([*cluster, *local]))
-    return _Categorized(cluster, local, reachable, bool(usable))
+    return Categorized(cluster, local, reachable, bool(usable))
 
 
 @dataclass
@@ -215,7 +215,7 @@ class _Plan:
 
     cip: str
     external_ips: tuple[str, ...]
-    cat: _Categorized
+    cat: Categorized
     has_internal: bool  # ClusterIP traffic has somewhere to go
     has_external: bool  # NodePort / external IP traffic has somewhere to go
     verdict: str  # for traffic with nowhere to go: reject (no endpoints) or drop (policy)

@@ -62,7 +62,6 @@ class Syncer:
         self._wakeup = asyncio.Event()
         self.queued_at: float | None = clock()  # the oldest change not yet applied
         self.last_success: float | None = None
-        self.syncs = 0  # transactions-carrying syncs that succeeded (for tests and logs)
 
     # -- state ---------------------------------------------------------------------------
     def applied(self, family: Family) -> Ruleset | None:
@@ -136,7 +135,6 @@ class Syncer:
             deleted = due - new.chains.keys()
         if text:
             await self._nft.apply(text)
-            self.syncs += 1
             log.debug("%s sync of %s %s: %d lines", "full" if full else "partial", family,
                       self.cfg.table, text.count("\n"))
         for name in deleted | (stale.keys() & new.chains.keys()):
