@@ -32,3 +32,7 @@ MISMATCHES = Counter(
     "kdns_upstream_mismatch_total",
     "Datagrams from an upstream socket that were ignored because they did not match the query "
     "(wrong ID, question, flags, or unparsable).", ["to"])
+TCP_FALLBACKS = Counter(
+    "kdns_upstream_tcp_fallback_total",
+    "UDP exchanges finished over TCP because a reply to the same question arrived with a wrong "
+    "ID (a spoofing attempt that guessed the source port).", ["to"])

@@ -6,8 +6,9 @@ reply, or raises ``UpstreamTimeout``/``UpstreamError`` (socket errors never leak
 UDP (RFC 5452, reliability.md §5): every exchange gets a new socket ``connect()``ed to the upstream,
 so the kernel picks a random ephemeral source port and drops datagrams from any other address.
 Datagrams that fail ``reply_matches`` or do not parse are counted and ignored; the wait goes on
-until the timeout (a spoofer cannot end an exchange early). After a reply, the socket is closed,
-so duplicates are never read.
+until the timeout (a spoofer cannot end an exchange early). A near miss (our question, wrong ID)
+moves the query to TCP at once (wire.py rule 3). After a reply, the socket is closed, so
+duplicates are never read.
 
 TCP: connections are pooled per upstream and reused until ``expire`` seconds idle (CoreDNS's
 ``expire``); one query at a time per connection. A pooled connection the peer has closed is
@@ -27,9 +28,9 @@ import dns.message
 
 from kdns.errors import UpstreamError, UpstreamTimeout
 
-from .metrics import CONN_CACHE_HITS, CONN_CACHE_MISSES, MISMATCHES
+from .metrics import CONN_CACHE_HITS, CONN_CACHE_MISSES, MISMATCHES, TCP_FALLBACKS
 from .parse import Upstream
-from .wire import UPSTREAM_WIRE_ATTR, question_end, reply_matches
+from .wire import UPSTREAM_WIRE_ATTR, is_near_miss, question_end, reply_matches
 
 MAX_POOLED_PER_UPSTREAM = 64
 
@@ -69,6 +70,8 @@ class _UdpExchange(asyncio.DatagramProtocol):
         if msg is None:
             self.mismatches += 1
             MISMATCHES.labels(self.upstream.label).inc()
+            if is_near_miss(data, self.query, self.qend):
+                self.done.set_exception(NearMiss())
             return
         self.done.set_result(msg)
 
@@ -88,6 +91,10 @@ class _TcpConn:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class NearMiss(Exception):
+    """A reply to our question with a wrong ID arrived: someone guessed our port."""
 
 
 class CachedConnClosed(Exception):
@@ -117,6 +124,7 @@ class NetTransport:
     async def _udp(self, upstream: Upstream, query: bytes, qend: int,
                    timeout: float) -> dns.message.Message:
         loop = asyncio.get_running_loop()
+        started = loop.time()
         family = socket.AF_INET6 if ":" in upstream.host else socket.AF_INET
         CONN_CACHE_MISSES.labels("forward", upstream.label, "udp").inc()
         try:
@@ -135,6 +143,8 @@ class NetTransport:
             transport.sendto(query)
             async with asyncio.timeout(timeout):
                 return await done
+        except NearMiss:
+            pass  # finished over TCP below
         except TimeoutError:
             raise UpstreamTimeout(f"read udp {upstream.label}: i/o timeout") from None
         except OSError as e:
@@ -144,6 +154,12 @@ class NetTransport:
                 transport.close()
             else:
                 sock.close()
+        # Only reached after a near miss: finish this query over TCP in the time left.
+        TCP_FALLBACKS.labels(upstream.label).inc()
+        remaining = timeout - (loop.time() - started)
+        if remaining <= 0:
+            raise UpstreamTimeout(f"read udp {upstream.label}: i/o timeout")
+        return await self._tcp(upstream, query, qend, remaining)
 
     async def _tcp(self, upstream: Upstream, query: bytes, qend: int,
                    timeout: float) -> dns.message.Message:
@@ -231,7 +247,8 @@ class MockTransport:
 
     The handler gets the parsed query and returns a reply message or raw bytes, or raises
     UpstreamError/UpstreamTimeout. Replies go through the same acceptance check as the real
-    transport, so a mismatched reply behaves like a silent upstream (a timeout).
+    transport, so a mismatched reply behaves like a silent upstream (a timeout); the near-miss
+    TCP fallback is the real transport's alone (tested against the fake upstream).
     """
 
     def __init__(self, handler: MockHandler) -> None:

@@ -7,6 +7,9 @@ Rules (reliability.md §5):
    one question, and the question bytes identical to the ones we sent (exact case: a spoofer must
    also guess any 0x20 spelling the client used). Anything else is ignored by the caller, who keeps
    waiting until its deadline (CoreDNS's TuDoor lesson).
+3. A *near miss* — our exact question, a response, but another ID — arriving on a socket whose
+   random port only the upstream knows is a spoofing attempt that guessed the port: the caller
+   finishes that query over TCP, where an off-path attacker cannot inject (BIND 9's 2026 rule).
 """
 
 from __future__ import annotations
@@ -78,3 +81,12 @@ def reply_matches(reply: bytes, query: bytes, qend: int) -> bool:
     if reply[4] != 0 or reply[5] != 1:
         return False
     return reply[12:qend] == query[12:qend]
+
+
+def is_near_miss(reply: bytes, query: bytes, qend: int) -> bool:
+    """A response to our exact question with a different ID (see rule 3)."""
+    if len(reply) < qend or reply[:2] == query[:2]:
+        return False
+    if not reply[2] & _QR or reply[2] & _OPCODE_BITS:
+        return False
+    return reply[4] == 0 and reply[5] == 1 and reply[12:qend] == query[12:qend]

@@ -20,6 +20,7 @@ chosen by the first label of the name (``<mode>[-arg[-arg]]``), or for every que
 ``dup``            the genuine reply three times
 ``spoof-N``        N forged datagrams (wrong ID, wrong name/type/class, QR=0, garbage, from
                    another port) to the query's source, then the genuine reply
+``spoofq-N``       the same without the wrong-ID kind (only datagrams a client must ignore)
 ``poison``         the genuine A plus forged records for other names in authority/additional
 ``tcpclose``       TCP: close after half a message; UDP: TC=1 (so the client must use TCP)
 ``cname-N``        a CNAME chain of N hops ending in an A record
@@ -235,7 +236,8 @@ class FakeUpstream:
         elif rdtype == dns.rdatatype.NS:
             r.answer.append(dns.rrset.from_text(name, ttl, "IN", "NS", "ns.fake."))
 
-    def forgeries(self, q: dns.message.Message, count: int) -> list[tuple[bytes, bool]]:
+    def forgeries(self, q: dns.message.Message, count: int,
+                  wrong_id: bool = True) -> list[tuple[bytes, bool]]:
         """``count`` forged datagrams for ``q``: (bytes, send_from_other_port)."""
         question = q.question[0]
         good = dns.message.make_response(q)
@@ -244,7 +246,7 @@ class FakeUpstream:
         out: list[tuple[bytes, bool]] = []
         rng = random.Random(q.id)
         for i in range(count):
-            kind = i % 6
+            kind = i % 6 if wrong_id else 1 + i % 5
             if kind == 0:  # wrong ID
                 out.append((struct.pack("!H", (q.id + 1 + rng.randrange(65535)) % 65536)
                             + wire[2:], False))
@@ -276,8 +278,9 @@ class FakeUpstream:
         mode, args = self._mode_of(q)
         if mode == "delay":
             await asyncio.sleep(int(args[0]) / 1000 if args else 1.0)
-        if mode == "spoof":
-            for forged, other_port in self.forgeries(q, int(args[0]) if args else 50):
+        if mode in ("spoof", "spoofq"):
+            count = int(args[0]) if args else 50
+            for forged, other_port in self.forgeries(q, count, wrong_id=mode == "spoof"):
                 if other_port and self._spoofer is not None:
                     self._spoofer.sendto(forged, addr)
                 elif self._udp is not None:

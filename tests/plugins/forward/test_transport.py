@@ -13,10 +13,21 @@ import dns.name
 import pytest
 
 from kdns.errors import UpstreamError, UpstreamTimeout
-from kdns.plugins.forward.metrics import CONN_CACHE_HITS, CONN_CACHE_MISSES, MISMATCHES
+from kdns.plugins.forward.metrics import (
+    CONN_CACHE_HITS,
+    CONN_CACHE_MISSES,
+    MISMATCHES,
+    TCP_FALLBACKS,
+)
 from kdns.plugins.forward.parse import Upstream
 from kdns.plugins.forward.transport import NetTransport
-from kdns.plugins.forward.wire import build_query, question_end, reply_matches, with_random_id
+from kdns.plugins.forward.wire import (
+    build_query,
+    is_near_miss,
+    question_end,
+    reply_matches,
+    with_random_id,
+)
 from tests.kdnsproc import free_port
 from tests.upstream.fakeupstream import FakeUpstream
 
@@ -48,18 +59,30 @@ async def test_plain_exchange(up: FakeUpstream) -> None:
     assert str(r.answer[0][0]) == "192.0.2.1"
 
 
-async def test_spoof_burst_is_ignored_and_genuine_reply_delivered(up: FakeUpstream) -> None:
+async def test_forgeries_are_ignored_and_the_wait_goes_on(up: FakeUpstream) -> None:
     before = mismatches(up)
     for i in range(5):
-        r = await NetTransport().exchange(target(up), query(f"spoof-50.t{i}.example."), "udp",
+        r = await NetTransport().exchange(target(up), query(f"spoofq-50.t{i}.example."), "udp",
                                           2.0)
         assert [str(rd) for rd in r.answer[0]] == ["192.0.2.1"]  # never 6.6.6.6
-    # 50 forgeries per query, 8 of them from another port (dropped by the kernel: the socket is
-    # connected); the other 42 reach us and are counted as mismatches.
-    assert mismatches(up) - before == 5 * 42
+        assert [s.proto for s in up.queries(f"spoofq-50.t{i}.example.")] == ["udp"]
+    # 50 forgeries per query, 10 of them from another port (dropped by the kernel: the socket
+    # is connected); the other 40 reach us, are counted, and the genuine reply still wins.
+    assert mismatches(up) - before == 5 * 40
 
 
-@pytest.mark.parametrize("mode", ["wrongid", "wrongq", "garbage", "qr0"])
+async def test_wrong_id_for_our_question_moves_the_query_to_tcp(up: FakeUpstream) -> None:
+    label = f"127.0.0.1:{up.port}"
+    before = TCP_FALLBACKS.labels(label)._value.get()
+    for i in range(5):
+        name = f"spoof-50.w{i}.example."
+        r = await NetTransport().exchange(target(up), query(name), "udp", 2.0)
+        assert [str(rd) for rd in r.answer[0]] == ["192.0.2.1"]
+        assert [s.proto for s in up.queries(name)] == ["udp", "tcp"]
+    assert TCP_FALLBACKS.labels(label)._value.get() == before + 5
+
+
+@pytest.mark.parametrize("mode", ["wrongq", "garbage", "qr0"])
 async def test_bad_datagrams_alone_end_in_timeout(up: FakeUpstream, mode: str) -> None:
     before = mismatches(up)
     start = time.monotonic()
@@ -67,6 +90,14 @@ async def test_bad_datagrams_alone_end_in_timeout(up: FakeUpstream, mode: str) -
         await NetTransport().exchange(target(up), query(f"{mode}.example."), "udp", 0.3)
     assert time.monotonic() - start >= 0.29  # kept waiting after the bad datagram
     assert mismatches(up) == before + 1
+
+
+async def test_upstream_that_only_sends_wrong_ids_fails_fast_over_tcp(up: FakeUpstream) -> None:
+    start = time.monotonic()
+    with pytest.raises(UpstreamError, match="does not match"):
+        await NetTransport().exchange(target(up), query("wrongid.x.example."), "udp", 1.0)
+    assert time.monotonic() - start < 0.5
+    assert [s.proto for s in up.queries("wrongid.x.example.")] == ["udp", "tcp"]
 
 
 async def test_duplicate_replies_are_delivered_once(up: FakeUpstream) -> None:
@@ -158,6 +189,11 @@ def test_reply_matching_rules() -> None:
     assert not reply_matches(lower, q, qend)  # the exact spelling we sent
     assert not reply_matches(good[:qend - 1], q, qend)
     assert question_end(b"\x00" * 12 + b"\xc0\x0c\x00\x01\x00\x01") is None
+    wrong_id = bytes([good[0] ^ 1]) + good[1:]
+    assert is_near_miss(wrong_id, q, qend)
+    assert not is_near_miss(good, q, qend)  # right ID: a match, not a near miss
+    assert not is_near_miss(lower, q, qend)  # another spelling: only ignored
+    assert not is_near_miss(bytes([q[0] ^ 1]) + q[1:], q, qend)  # QR=0
 
 
 async def test_ipv6_upstream() -> None:
