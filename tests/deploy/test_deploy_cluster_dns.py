@@ -46,6 +46,7 @@ from kdep_sandbox import (
     start_kdns,
     stop,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.root
 
@@ -57,26 +58,27 @@ WEB_IP = "10.96.12.34"
 
 # metrics.md §3: what the CoreDNS dashboard and alerts query, as far as this traffic makes it
 # appear (cache and forward series appear once a query went through them).
-DASHBOARD_SERIES = [
-    "coredns_build_info",
-    "coredns_panics_total",
-    "coredns_plugin_enabled",
-    "coredns_dns_requests_total",
-    "coredns_dns_responses_total",
-    "coredns_dns_request_duration_seconds_bucket",
-    "coredns_dns_request_size_bytes_bucket",
-    "coredns_dns_response_size_bytes_bucket",
-    "coredns_cache_entries",
-    "coredns_cache_misses_total",
-    "coredns_cache_hits_total",
-    "process_resident_memory_bytes",
-    "process_cpu_seconds_total",
-    "process_open_fds",
+# Series -> the labels the coredns-mixin queries group or filter by.
+DASHBOARD_SERIES: dict[str, set[str]] = {
+    "coredns_build_info": {"version", "revision", "goversion"},
+    "coredns_panics_total": set(),
+    "coredns_plugin_enabled": {"server", "zone", "name"},
+    "coredns_dns_requests_total": {"server", "zone", "type", "proto"},
+    "coredns_dns_responses_total": {"server", "zone", "rcode"},
+    "coredns_dns_request_duration_seconds_bucket": {"server", "zone", "le"},
+    "coredns_dns_request_size_bytes_bucket": {"server", "zone", "proto", "le"},
+    "coredns_dns_response_size_bytes_bucket": {"server", "zone", "proto", "le"},
+    "coredns_cache_entries": {"server", "type"},
+    "coredns_cache_misses_total": {"server"},
+    "coredns_cache_hits_total": {"server", "type"},
+    "process_resident_memory_bytes": set(),
+    "process_cpu_seconds_total": set(),
+    "process_open_fds": set(),
     # CoreDNS >= 1.11's forward series (the mixin's legacy coredns_forward_requests_total & co.
     # were removed in 1.11 and are not exported).
-    "coredns_proxy_request_duration_seconds_bucket",
-    "coredns_forward_healthcheck_broken_total",
-]
+    "coredns_proxy_request_duration_seconds_bucket": {"proxy_name", "to", "rcode", "le"},
+    "coredns_forward_healthcheck_broken_total": set(),
+}
 
 UPSTREAM = textwrap.dedent(
     """
@@ -331,9 +333,14 @@ def test_dashboard_metrics_are_exported(ready: Cluster) -> None:
     ready.dig("web.default.svc.cluster.local.")
     status, body = ready.http_get("http://127.0.0.1:9153/metrics")
     assert status == 200, body
-    names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line[:1] != "#"}
-    missing = [m for m in DASHBOARD_SERIES if m not in names]
+    labels: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    missing = [m for m in DASHBOARD_SERIES if m not in labels]
     assert not missing, f"metrics the CoreDNS dashboard reads are missing: {missing}"
+    unlabelled = {m: want - labels[m] for m, want in DASHBOARD_SERIES.items() if want - labels[m]}
+    assert not unlabelled, f"labels the dashboard queries by are missing: {unlabelled}"
     assert re.search(r'^coredns_dns_requests_total\{[^}]*server="dns://:53"', body, re.M), body
 
 
