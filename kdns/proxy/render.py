@@ -21,6 +21,10 @@ from kdns.proxy.model import Endpoint, Family, ServicePort, family_of
 DEFAULT_TABLE: Final = "kdns-proxy"
 MARK_MASQ: Final = "mark-for-masquerade"
 REJECT_CHAIN: Final = "reject-chain"
+# TCP is refused with a reset rather than kube-proxy's ICMP port-unreachable: the kernel
+# rate-limits ICMP errors per peer (a burst of 6, then 1/s), so a client retrying a service
+# without endpoints would wait a SYN retransmit (1 s) for each refusal after the first few.
+TCP_RESET: Final = "meta l4proto tcp reject with tcp reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +110,8 @@ def _base(cfg: RenderConfig, family: Family) -> tuple[list[Chain], list[SetDecl]
     local_dst = f"fib daddr type local {family} daddr != {loopback} meta l4proto . th dport"
     new = "ct state new jump"
     cluster_ips_check = [
-        f'{family} daddr @cluster-ips reject comment "undefined port of a ClusterIP"'
+        f"{family} daddr @cluster-ips {TCP_RESET}",
+        f'{family} daddr @cluster-ips reject comment "undefined port of a ClusterIP"',
     ]
     service_nets = _net_set(cfg.service_cidrs, family)
     if service_nets:
@@ -131,7 +136,7 @@ def _base(cfg: RenderConfig, family: Family) -> tuple[list[Chain], list[SetDecl]
         Chain("masquerading", (f"mark and {mark} == 0 return", f"mark set mark xor {mark}",
                                "masquerade fully-random")),
         Chain("nodeport-endpoints-check", (f"{local_dst} vmap @no-endpoint-nodeports",)),
-        Chain(REJECT_CHAIN, ("reject",)),
+        Chain(REJECT_CHAIN, (TCP_RESET, "reject")),
         Chain("service-endpoints-check",
               (f"{family} daddr . meta l4proto . th dport vmap @no-endpoint-services",)),
         Chain("services", (f"{family} daddr . meta l4proto . th dport vmap @service-ips",
