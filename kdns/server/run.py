@@ -24,7 +24,7 @@ from kdns.metrics import STATS, register_server_stats
 from kdns.plugin import Handler, HttpRoute
 from kdns.query import QueryProcessor
 from kdns.server.http import HttpSideServers
-from kdns.server.sockets import tcp_socket, udp_socket
+from kdns.server.sockets import TCP_BACKLOG, tcp_socket, udp_socket
 from kdns.server.tcp import TcpProtocol, TcpState
 from kdns.server.udp import InflightTracker, UdpProtocol
 
@@ -163,7 +163,10 @@ class Server:
             udp, _ = await loop.create_datagram_endpoint(
                 partial(UdpProtocol, processor, tracker), sock=usock)
             state = TcpState(processor, tracker)
-            tcp = await loop.create_server(partial(TcpProtocol, state), sock=tsock)
+            # create_server listen()s again with its own backlog (100 by default), which
+            # would undo tcp_socket's: SYNs of a connection burst beyond 100 were dropped.
+            tcp = await loop.create_server(partial(TcpProtocol, state), sock=tsock,
+                                           backlog=TCP_BACKLOG)
             self.bound[key] = BoundListener(processor, udp, tcp, state)
 
     async def _start_plugins(self, config: Config) -> None:

@@ -48,7 +48,10 @@ def udp_socket(host: str, port: int) -> socket.socket:
     return _base(socket.SOCK_DGRAM, host, port)
 
 
-def tcp_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+TCP_BACKLOG = 1024
+
+
+def tcp_socket(host: str, port: int, backlog: int = TCP_BACKLOG) -> socket.socket:
     sock = _base(socket.SOCK_STREAM, host, port)
     sock.listen(backlog)
     return sock
