@@ -27,6 +27,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,9 @@ class Cluster:
         out = self.run("dig", "@127.0.0.1", "-p", "53", qname, rdtype, "+tries=1", "+time=2", *opts)
         return out.stdout
 
+    def control(self, method: str, **kwargs: Any) -> Any:
+        return control(self.box.netns, self.api_info, method, **kwargs)
+
     def http_get(self, url: str) -> tuple[int, str]:
         code = (
             "import sys, urllib.request, urllib.error\n"
@@ -136,6 +140,21 @@ class Cluster:
             return 0, out.stderr
         status, _, body = out.stdout.partition("\n")
         return int(status), body
+
+
+def control(netns: str, api_info: dict[str, Any], method: str, **kwargs: Any) -> Any:
+    """Call a fake API server method through its control listener (inside the pod netns)."""
+    code = (
+        "import json, sys, urllib.request\n"
+        "req = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(),\n"
+        "                             headers={'Content-Type': 'application/json'})\n"
+        "print(urllib.request.urlopen(req, timeout=10).read().decode())\n"
+    )
+    url = f"{api_info['control']}/call/{method}"
+    cmd = ["ip", "netns", "exec", netns, sys.executable, "-c", code, url, json.dumps(kwargs)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["result"]
 
 
 def stock_corefile() -> str:
@@ -224,8 +243,10 @@ def stock_directives() -> list[str]:
     return [d.name for block in parse_text(stock_corefile(), "Corefile") for d in block.directives]
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
+@contextmanager
+def cluster_up(faults: list[dict[str, Any]] | None = None) -> Iterator[Cluster]:
+    """The two namespaces, the upstream, the fake API server (with `faults` armed through
+    its fail_next control before kdns starts), and kdns running the stock Corefile."""
     missing = unimplemented_plugins(stock_directives())
     if missing:
         pytest.skip(f"the stock Corefile needs plugins kdns does not have yet: {missing}")
@@ -255,6 +276,8 @@ def cluster() -> Iterator[Cluster]:
             )  # fmt: skip
             procs.append(api)
             info = json.loads(first_line(api, "fake API server", api_log))
+            for fault in faults or []:
+                control(box.netns, info, "fail_next", **fault)
 
             mounts = interpreter_with_file_cap(box, with_cap=True)
             mounts += pod_mounts(box, Path(info["ca"]))
@@ -272,7 +295,17 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with cluster_up() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def ready(cluster: Cluster) -> Cluster:
+    return wait_ready(cluster)
+
+
+def wait_ready(cluster: Cluster) -> Cluster:
     """Wait for /ready (the readinessProbe) to say 200, as the Service waits for it."""
     deadline = time.monotonic() + START_TIMEOUT
     last: tuple[int, str] = (0, "")
@@ -344,20 +377,6 @@ def test_dashboard_metrics_are_exported(ready: Cluster) -> None:
     assert re.search(r'^coredns_dns_requests_total\{[^}]*server="dns://:53"', body, re.M), body
 
 
-def control(cluster: Cluster, method: str, **kwargs: Any) -> Any:
-    """Call a fake API server method through its control listener (inside the pod netns)."""
-    code = (
-        "import json, sys, urllib.request\n"
-        "req = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(),\n"
-        "                             headers={'Content-Type': 'application/json'})\n"
-        "print(urllib.request.urlopen(req, timeout=10).read().decode())\n"
-    )
-    url = f"{cluster.api_info['control']}/call/{method}"
-    out = cluster.run(sys.executable, "-c", code, url, json.dumps(kwargs))
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)["result"]
-
-
 def test_endpoint_changes_reach_dns_and_the_programming_sli(ready: Cluster) -> None:
     """The watch keeps running under the pod's posture: a headless service's new endpoint is
     served within seconds, and the DNS-programming-latency histogram records the change."""
@@ -371,7 +390,7 @@ def test_endpoint_changes_reach_dns_and_the_programming_sli(ready: Cluster) -> N
     changed["metadata"]["annotations"] = {
         "endpoints.kubernetes.io/last-change-trigger-time": trigger
     }
-    control(ready, "put", obj=changed)
+    ready.control("put", obj=changed)
     deadline = time.monotonic() + 10
     while answers(ready.dig(qname), qname, "A") != ["10.244.2.8"]:
         assert time.monotonic() < deadline, "the endpoint change never reached DNS"
@@ -423,6 +442,31 @@ def test_memory_fits_the_deployment_limit(ready: Cluster) -> None:
     rss_kib = int(proc_status(ready.kdns.proc.pid)["VmRSS"].split()[0])
     print(f"kdns RSS with the stock Corefile: {rss_kib / 1024:.1f} MiB (limit {limit})")
     assert rss_kib < int(limit[:-2]) * 1024
+
+
+def test_missing_endpointslice_rbac_keeps_the_pod_unready_until_fixed() -> None:
+    """The classic CoreDNS upgrade failure (a ClusterRole without endpointslices, answered 403):
+    the pod must stay alive but unready, so a rollout stalls while the old pods serve; say why
+    in its log; and recover without a restart once the RBAC is fixed."""
+    path = "/apis/discovery.k8s.io/v1/endpointslices"
+    with cluster_up(faults=[{"count": None, "status": 403, "path": path}]) as c:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not re.search(r"endpointslices.*(403|[Ff]orbidden)", c.kdns.output()):
+            assert c.kdns.proc.poll() is None, c.kdns.output()
+            assert time.monotonic() < deadline, f"no clear log line:\n{c.kdns.output()}"
+            time.sleep(0.25)
+        # Like CoreDNS, kdns starts its servers after a bounded wait for the initial sync
+        # (well inside the livenessProbe's initialDelaySeconds: 60), so it is not restarted.
+        while c.http_get("http://127.0.0.1:8080/health")[0] != 200:
+            assert c.kdns.proc.poll() is None, c.kdns.output()
+            assert time.monotonic() < deadline, f"/health never said 200:\n{c.kdns.output()}"
+            time.sleep(0.25)
+        assert c.http_get("http://127.0.0.1:8181/ready")[0] != 200, "ready without endpoints"
+        c.control("clear_faults")  # the operator applies deploy/'s ClusterRole
+        wait_ready(c)
+        assert c.kdns.proc.poll() is None
+        out = c.dig("web.default.svc.cluster.local.")
+        assert answers(out, "web.default.svc.cluster.local.", "A") == [WEB_IP], out
 
 
 def test_sigterm_drains_like_a_rolling_update(ready: Cluster) -> None:
