@@ -214,7 +214,7 @@ def link_upstream(box: Sandbox, upstream_ns: str) -> None:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
 
 
-def pod_mounts(box: Sandbox, ca_file: Path) -> list[str]:
+def pod_mounts(box: Sandbox, ca_file: Path, nameserver: str) -> list[str]:
     """What the kubelet gives the pod: the service-account volume (read-only) and, with
     dnsPolicy Default, the node's resolv.conf (here: the upstream namespace's address)."""
     sa = box.workdir / "sa"
@@ -223,7 +223,7 @@ def pod_mounts(box: Sandbox, ca_file: Path) -> list[str]:
     (sa / "ca.crt").write_bytes(ca_file.read_bytes())
     (sa / "namespace").write_text("kube-system")
     resolv = box.workdir / "resolv.conf"
-    resolv.write_text(f"nameserver {UPSTREAM_ADDR}\n")
+    resolv.write_text(f"nameserver {nameserver}\n")
     for f in [*sa.iterdir(), resolv]:
         f.chmod(0o644)
     assert not Path("/etc/resolv.conf").is_symlink(), "a symlinked resolv.conf is not handled"
@@ -244,7 +244,9 @@ def stock_directives() -> list[str]:
 
 
 @contextmanager
-def cluster_up(faults: list[dict[str, Any]] | None = None) -> Iterator[Cluster]:
+def cluster_up(
+    faults: list[dict[str, Any]] | None = None, nameserver: str = UPSTREAM_ADDR
+) -> Iterator[Cluster]:
     """The two namespaces, the upstream, the fake API server (with `faults` armed through
     its fail_next control before kdns starts), and kdns running the stock Corefile."""
     missing = unimplemented_plugins(stock_directives())
@@ -280,7 +282,7 @@ def cluster_up(faults: list[dict[str, Any]] | None = None) -> Iterator[Cluster]:
                 control(box.netns, info, "fail_next", **fault)
 
             mounts = interpreter_with_file_cap(box, with_cap=True)
-            mounts += pod_mounts(box, Path(info["ca"]))
+            mounts += pod_mounts(box, Path(info["ca"]), nameserver)
             privs = ["--bounding-set=-all,+net_bind_service", "--securebits=+no_setuid_fixup"]
             env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "6443"}
             kdns = start_kdns(box, stock_corefile(), privs, mounts, extra_env=env)
@@ -467,6 +469,28 @@ def test_missing_endpointslice_rbac_keeps_the_pod_unready_until_fixed() -> None:
         assert c.kdns.proc.poll() is None
         out = c.dig("web.default.svc.cluster.local.")
         assert answers(out, "web.default.svc.cluster.local.", "A") == [WEB_IP], out
+
+
+def test_resolv_conf_pointing_back_at_cluster_dns_is_a_loop_but_cluster_names_survive() -> None:
+    """The node's resolv.conf names cluster DNS itself (the 127.0.0.53 trap). CoreDNS exits
+    and crash-loops; kdns must detect the loop, say so, stop forwarding there, and keep
+    serving cluster names (deploy/README.md, "What differs")."""
+    with cluster_up(nameserver=POD_ADDR) as c:
+        wait_ready(c)
+        deadline = time.monotonic() + 35  # the probe retries for up to 30 s
+        while "Loop (" not in c.kdns.output():
+            assert c.kdns.proc.poll() is None, c.kdns.output()
+            assert time.monotonic() < deadline, f"no loop detected:\n{c.kdns.output()}"
+            time.sleep(0.25)
+        assert re.search(
+            r'^\[ERROR\] plugin/loop: Loop \(.*\) detected for zone "\."', c.kdns.output(), re.M
+        )
+        _, body = c.http_get("http://127.0.0.1:9153/metrics")
+        assert re.search(r"^kdns_loop_detected\{[^}]*\} 1\.0$", body, re.M), body
+        assert "status: SERVFAIL" in c.dig("upstream.kdep.test."), "external names must fail fast"
+        out = c.dig("web.default.svc.cluster.local.")
+        assert answers(out, "web.default.svc.cluster.local.", "A") == [WEB_IP], out
+        assert c.kdns.proc.poll() is None
 
 
 def test_sigterm_drains_like_a_rolling_update(ready: Cluster) -> None:
