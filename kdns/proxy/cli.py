@@ -24,6 +24,7 @@ from kdns.k8s.errors import ConfigError
 from kdns.log import setup_logging
 from kdns.proxy import http, transaction
 from kdns.proxy.conntrack import Conntrack
+from kdns.proxy.healthcheck import ServiceHealthServers
 from kdns.proxy.model import FAMILIES, Family
 from kdns.proxy.nft import Nft
 from kdns.proxy.render import DEFAULT_TABLE, RenderConfig, render
@@ -153,16 +154,23 @@ async def _run(args: argparse.Namespace) -> int:
     settings = SyncSettings(min_sync_period=args.min_sync_period, sync_period=args.sync_period,
                             health_timeout=max(60.0, 2 * args.sync_period))
     state: ClusterState
-    syncer = Syncer(render_config(args), lambda: state.snapshot(), nft=Nft(),
-                    conntrack=Conntrack(), families=args.ip_families, settings=settings)
+    daemon = not (args.once or args.dry_run)
+    # healthCheckNodePort listeners follow each applied sync (daemon mode only).
+    health_checks = ServiceHealthServers(lambda: syncer.healthy())
+    syncer = Syncer(
+        render_config(args), lambda: state.snapshot(), nft=Nft(), conntrack=Conntrack(),
+        families=args.ip_families, settings=settings,
+        on_applied=(lambda ports: health_checks.update(ports, args.node_name)) if daemon else None,
+    )
     async with ApiClient(api) as client, asyncio.TaskGroup() as tg:
         state = ClusterState(client, syncer.request)
         tasks = [tg.create_task(r.run()) for r in state.reflectors]
         try:
-            if args.once or args.dry_run:
+            if not daemon:
                 return await _one_shot(args, state, syncer)
             return await _serve(args, state, syncer)
         finally:
+            await health_checks.close()
             for t in tasks:
                 t.cancel()
 

@@ -38,6 +38,7 @@ class ServicePort:
 
     ``affinity_timeout`` is set only for sessionAffinity ClientIP. ``external_ips`` holds
     spec.externalIPs and load-balancer ingress IPs; both get external-traffic treatment.
+    ``health_check_node_port`` is set only for externalTrafficPolicy Local.
     """
 
     namespace: str
@@ -52,6 +53,7 @@ class ServicePort:
     external_local: bool = False
     internal_local: bool = False
     endpoints: tuple[Endpoint, ...] = ()
+    health_check_node_port: int = 0  # eTP=Local: load balancers probe this node port
 
     @property
     def display(self) -> str:

@@ -40,6 +40,7 @@ class Service:
     affinity_timeout: int | None = None
     external_local: bool = False
     internal_local: bool = False
+    health_check_node_port: int = 0
 
     @property
     def key(self) -> str:
@@ -111,7 +112,8 @@ def reduce_service(obj: Mapping[str, Any]) -> Service | None:
             name=str(p.get("name") or ""),
             protocol=_protocol(p.get("protocol"), f"{namespace}/{name} port"),
             port=_port(p.get("port"), f"{namespace}/{name} port"),
-            node_port=_port(p.get("nodePort", 0), f"{namespace}/{name} nodePort", allow_zero=True),
+            node_port=_port(p.get("nodePort") or 0, f"{namespace}/{name} nodePort",
+                            allow_zero=True),
         )
         for p in spec.get("ports") or ()
     )
@@ -132,6 +134,8 @@ def reduce_service(obj: Mapping[str, Any]) -> Service | None:
         affinity_timeout=affinity,
         external_local=spec.get("externalTrafficPolicy") == "Local",
         internal_local=spec.get("internalTrafficPolicy") == "Local",
+        health_check_node_port=_port(spec.get("healthCheckNodePort") or 0,
+                                     f"{namespace}/{name} healthCheckNodePort", allow_zero=True),
     )
 
 
@@ -214,5 +218,6 @@ def _service_port(svc: Service, sp: SvcPort, slices: Iterable[EndpointSlice]) ->
         affinity_timeout=svc.affinity_timeout,
         external_local=svc.external_local and accessible,
         internal_local=svc.internal_local,
+        health_check_node_port=svc.health_check_node_port if svc.external_local else 0,
         endpoints=tuple(sorted(seen.values(), key=lambda e: (e.ip, e.port))),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from kdns.proxy import metrics, transaction
@@ -45,6 +45,7 @@ class Syncer:
         families: Sequence[Family] = FAMILIES,
         settings: SyncSettings = SyncSettings(),
         clock: Callable[[], float] = time.monotonic,
+        on_applied: Callable[[Sequence[ServicePort]], Awaitable[None]] | None = None,
     ) -> None:
         self.cfg = cfg
         self.settings = settings
@@ -53,6 +54,7 @@ class Syncer:
         self.conntrack = conntrack  # public: tests swap it to show what cleanup changes
         self._families = tuple(families)
         self._clock = clock
+        self._on_applied = on_applied  # after each successful sync, with the model it applied
         self._applied: dict[Family, Ruleset] = {}
         self._stale: dict[Family, dict[str, float]] = {f: {} for f in self._families}
         self._need_full = True
@@ -115,6 +117,8 @@ class Syncer:
         metrics.SYNC_DURATION.observe(elapsed)
         metrics.LAST_SYNC.set_to_current_time()
         self.last_success = self._clock()
+        if self._on_applied is not None:
+            await self._on_applied(ports)
         return True
 
     async def _sync_family(

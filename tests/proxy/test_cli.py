@@ -3,6 +3,7 @@ usage errors (no root needed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -122,25 +123,36 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.root
-def test_daemon_follows_api_changes(topo: Topology, api: FakeApiInNode, table: str) -> None:
-    api.call("put_many", objs=[web_service(), web_slice("a", "b")])
+def start_daemon(
+    topo: Topology, api: FakeApiInNode, table: str
+) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """kdns-proxy in the node; returns the process and its healthz/metrics ports."""
     proc = subprocess.Popen(
         [*topo.exec_prefix(), sys.executable, "-m", "kdns.proxy.cli", *common(api, table),
          "--min-sync-period", "100ms", "--healthz-bind-address", "127.0.0.1:0",
          "--metrics-bind-address", "127.0.0.1:0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
+    assert proc.stdout is not None
+    ports: dict[str, int] = {}
+    seen = []
+    while len(ports) < 2 and len(seen) < 20:
+        seen.append(proc.stdout.readline())
+        m = re.search(r"(healthz|metrics) listening on 127.0.0.1:(\d+)", seen[-1])
+        if m:
+            ports[m.group(1)] = int(m.group(2))
+    if len(ports) < 2:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"kdns-proxy did not start: {seen}")
+    return proc, ports
+
+
+@pytest.mark.root
+def test_daemon_follows_api_changes(topo: Topology, api: FakeApiInNode, table: str) -> None:
+    api.call("put_many", objs=[web_service(), web_slice("a", "b")])
+    proc, ports = start_daemon(topo, api, table)
     try:
-        assert proc.stdout is not None
-        ports: dict[str, int] = {}
-        seen = []
-        while len(ports) < 2 and len(seen) < 20:
-            seen.append(proc.stdout.readline())
-            m = re.search(r"(healthz|metrics) listening on 127.0.0.1:(\d+)", seen[-1])
-            if m:
-                ports[m.group(1)] = int(m.group(2))
-        assert len(ports) == 2, seen
         healthz = f"http://127.0.0.1:{ports['healthz']}/healthz"
         wait_for(lambda: has_table(topo, table), 10, "the first sync")
         status, body = topo.http("node", healthz)
@@ -208,3 +220,29 @@ def test_busy_healthz_port_is_a_clear_error(
     assert res.returncode == 1
     assert f"cannot listen on 0.0.0.0:{api.port}" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr + res.stdout
+
+
+@pytest.mark.root
+def test_health_check_node_port(topo: Topology, api: FakeApiInNode, table: str) -> None:
+    svc = web_service(type="LoadBalancer", externalTrafficPolicy="Local",
+                      healthCheckNodePort=32123)
+    svc["spec"]["ports"][0]["nodePort"] = 30123
+    api.call("put_many", objs=[svc, web_slice("a")])
+    proc, _ = start_daemon(topo, api, table)
+    url = "http://192.0.2.1:32123/healthz"  # what a cloud load balancer probes
+    try:
+        wait_for(lambda: topo.http("ext", url)[0] == 200, 10, "a healthy health check")
+        body = json.loads(topo.http("ext", url)[1])
+        assert body == {"service": {"namespace": "default", "name": "web"},
+                        "localEndpoints": 1, "serviceProxyHealthy": True}
+        other = o.endpointslice("default", "web-x1", "web",
+                                [o.endpoint(pod_v4("b"), node="node-b")],
+                                ports=[{"name": "http", "port": 8080, "protocol": "TCP"}])
+        api.call("put", obj=other)
+        wait_for(lambda: topo.http("ext", url)[0] == 503, 10, "503 without local endpoints")
+        assert json.loads(topo.http("ext", url)[1])["localEndpoints"] == 0
+        api.call("delete", kind="Service", namespace="default", name="web")
+        wait_for(lambda: topo.http("ext", url)[0] == 0, 10, "the listener to close")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0

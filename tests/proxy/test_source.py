@@ -26,3 +26,30 @@ def test_status_only_slice_updates_reduce_to_equal_records() -> None:
     b["metadata"]["resourceVersion"] = "99"
     b["endpoints"][0]["targetRef"]["uid"] = "x"
     assert reduce_endpoint_slice(a) == reduce_endpoint_slice(b)
+
+
+def test_health_check_node_port_only_for_local_policy_and_counts_ready_local() -> None:
+    from kdns.proxy.healthcheck import LocalHealth, local_health
+    from kdns.proxy.objects import join
+
+    obj = o.service("default", "lb", type="LoadBalancer",
+                    ports=[o.port("http", 80), o.port("https", 443)])
+    obj["spec"].update(externalTrafficPolicy="Local", healthCheckNodePort=32000)
+    for p, node_port in zip(obj["spec"]["ports"], (30080, 30443), strict=True):
+        p["nodePort"] = node_port
+    sl = o.endpointslice("default", "lb-1", "lb", [
+        o.endpoint("10.244.1.10", node="node-a"), o.endpoint("10.244.1.11", node="node-a",
+                                                             ready=False),
+        o.endpoint("10.244.2.10", node="node-b")],
+        ports=[{"name": "http", "port": 8080, "protocol": "TCP"},
+               {"name": "https", "port": 8443, "protocol": "TCP"}])
+    svc, slc = reduce_service(obj), reduce_endpoint_slice(sl)
+    assert svc is not None and slc is not None
+    ports = join([svc], [slc])
+    assert {p.health_check_node_port for p in ports} == {32000}
+    assert local_health(ports, "node-a") == {32000: LocalHealth("default", "lb", 1)}
+    assert local_health(ports, "node-c") == {32000: LocalHealth("default", "lb", 0)}
+    obj["spec"]["externalTrafficPolicy"] = "Cluster"
+    cluster = reduce_service(obj)
+    assert cluster is not None
+    assert local_health(join([cluster], [slc]), "node-a") == {}
