@@ -11,9 +11,11 @@ Two network namespaces (prefix ``kdep``) joined by a veth pair:
 * the node upstream's: a small authoritative responder for ``upstream.kdep.test.``.
 
 Checked: cluster names resolve from the API objects, other names are forwarded upstream, the
-probes the Deployment declares answer, the metrics the CoreDNS dashboard reads are exported,
-every API request kdns made is allowed by deploy/'s ClusterRole, and the resident memory
-stays inside the Deployment's limit.
+probes the Deployment declares answer, the metrics the CoreDNS dashboard reads are exported
+with the labels it queries, every API request kdns made is allowed by deploy/'s ClusterRole,
+the resident memory stays inside the Deployment's limit, endpoint changes reach DNS, and
+SIGTERM drains like a rolling update. Two failure modes operators meet, each in its own pair of
+namespaces: a ClusterRole without endpointslices, and a resolv.conf that loops back.
 """
 
 from __future__ import annotations
