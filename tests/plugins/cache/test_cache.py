@@ -10,8 +10,9 @@ import dns.flags
 import dns.rcode
 import pytest
 
-from tests.kdnsproc import KdnsProcess, dig, rrtext, run_kdns
+from tests.kdnsproc import KdnsProcess, dig, rrtext
 from tests.upstream.fakeupstream import FakeUpstream
+from tests.upstream.kdns import kdns
 from tests.upstream.knot import Knot, run_knot
 
 
@@ -45,7 +46,7 @@ def kd(knot: Knot, fake: FakeUpstream) -> Iterator[KdnsProcess]:
         "    }\n"
         "}\n"
     )
-    with run_kdns(corefile) as k:
+    with kdns(corefile) as k:
         yield k
 
 

@@ -16,8 +16,9 @@ import dns.message
 import dns.rcode
 import pytest
 
-from tests.kdnsproc import KdnsProcess, dig, free_port, rrtext, run_kdns
+from tests.kdnsproc import KdnsProcess, dig, free_port, rrtext
 from tests.upstream.fakeupstream import FakeUpstream
+from tests.upstream.kdns import kdns
 from tests.upstream.knot import Knot, run_knot
 
 
@@ -45,7 +46,7 @@ def kd(knot: Knot, fake: FakeUpstream) -> Iterator[KdnsProcess]:
         "    }\n"
         "}\n"
     )
-    with run_kdns(corefile) as k:
+    with kdns(corefile) as k:
         yield k
 
 
@@ -193,7 +194,7 @@ def test_blackholed_upstream_is_skipped_once_marked_down() -> None:
         dead.mode = "blackhole"
         corefile = ".:{port} {\n" f"  forward . {dead.addr} {alive.addr} {{\n" \
                    "    policy sequential\n    max_fails 1\n    health_check 200ms\n  }\n}\n"
-        with run_kdns(corefile) as k:
+        with kdns(corefile) as k:
             start = time.monotonic()
             r = k.query("first.example.", timeout=5)
             assert r.rcode() == 0 and 1.9 < time.monotonic() - start < 3.0  # dead, then alive
@@ -210,7 +211,7 @@ def test_all_upstreams_down_servfail_fast_then_recover() -> None:
         up.mode = "blackhole"
         corefile = ".:{port} {\n" f"  forward . {up.addr} {{\n" \
                    "    failfast_all_unhealthy_upstreams\n    health_check 100ms\n  }\n}\n"
-        with run_kdns(corefile) as k:
+        with kdns(corefile) as k:
             start = time.monotonic()
             assert k.query("a.example.", timeout=8).rcode() == dns.rcode.SERVFAIL
             assert time.monotonic() - start < 5.5
@@ -228,7 +229,7 @@ def test_all_upstreams_down_servfail_fast_then_recover() -> None:
 def test_max_concurrent_refuses_excess_queries() -> None:
     with FakeUpstream() as up:
         corefile = ".:{port} {\n" f"  forward . {up.addr} {{\n    max_concurrent 5\n  }}\n}}\n"
-        with run_kdns(corefile) as k:
+        with kdns(corefile) as k:
             with concurrent.futures.ThreadPoolExecutor(20) as pool:
                 replies = list(pool.map(
                     lambda i: k.query(f"delay-500.m{i}.example.", timeout=3), range(20)))
@@ -242,7 +243,7 @@ def test_except_names_are_not_forwarded() -> None:
     with FakeUpstream() as up:
         corefile = ".:{port} {\n" f"  forward example. {up.addr} {{\n    except in.example.\n" \
                    "  }\n}\n"
-        with run_kdns(corefile) as k:
+        with kdns(corefile) as k:
             assert k.query("ok.example.").answer
             assert k.query("ok.in.example.").rcode() == dns.rcode.SERVFAIL  # no next plugin
             assert k.query("ok.other.").rcode() == dns.rcode.SERVFAIL
@@ -257,14 +258,14 @@ def test_resolv_conf_file_as_upstream(tmp_path: Path) -> None:
     with FakeUpstream(host=host, port=53) as up:
         rc = tmp_path / "resolv.conf"
         rc.write_text(f"search svc.cluster.local\nnameserver {host}\noptions ndots:5\n")
-        with run_kdns(".:{port} {\n" f"  forward . {rc}\n}}\n") as k:
+        with kdns(".:{port} {\n" f"  forward . {rc}\n}}\n") as k:
             assert k.query("ok.example.").answer
             assert up.count("ok.example.") == 1
 
 
 def test_upstream_port_closed_gives_servfail_quickly() -> None:
     port = free_port()
-    with run_kdns(".:{port} {\n" f"  forward . 127.0.0.1:{port}\n}}\n") as k:
+    with kdns(".:{port} {\n" f"  forward . 127.0.0.1:{port}\n}}\n") as k:
         start = time.monotonic()
         assert k.query("x.example.", timeout=6).rcode() == dns.rcode.SERVFAIL
         assert time.monotonic() - start < 0.5  # ICMP port unreachable: no waiting, no spinning
@@ -272,7 +273,7 @@ def test_upstream_port_closed_gives_servfail_quickly() -> None:
 
 def test_reload_switches_upstreams_and_keeps_queries_in_flight() -> None:
     with FakeUpstream() as a, FakeUpstream() as b:
-        with run_kdns(".:{port} {\n" f"  forward . {a.addr}\n}}\n") as k:
+        with kdns(".:{port} {\n" f"  forward . {a.addr}\n}}\n") as k:
             assert k.query("ok.before.example.").answer
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 slow = pool.submit(k.query, "delay-1000.inflight.example.", "A", timeout=4)

@@ -14,6 +14,7 @@ from kdns.plugin import Request
 from kdns.plugins.loop.handler import Loop, probe_name
 from kdns.plugins.loop.metrics import LOOP_DETECTED
 from tests.kdnsproc import KdnsProcess, free_port, run_kdns
+from tests.upstream.kdns import kdns
 from tests.upstream.knot import run_knot
 from tests.upstream.relay import Relay
 
@@ -30,7 +31,7 @@ def wait_line(k: KdnsProcess, text: str, timeout: float) -> float:
 def test_forwarding_to_itself_is_detected_and_disabled_without_exiting() -> None:
     corefile = (".:{port} {\n    loop\n    forward . 127.0.0.1:{port}\n}\n"
                 "cluster.local:{port} {\n    whoami\n}\n")
-    with run_kdns(corefile) as k:
+    with kdns(corefile) as k:
         assert wait_line(k, LOOP_LINE, timeout=5) < 5
         line = k.wait_for_line(LOOP_LINE)
         assert f'-> :{k.port}) detected for zone ".", see https://coredns.io/plugins/loop' in line
@@ -54,7 +55,7 @@ def test_loop_through_a_stub_disables_only_that_upstream() -> None:
             corefile = (".:{port} {\n    loop\n"
                         f"    forward . {relay.addr} {knot.addr} {{\n"
                         "        policy sequential\n    }\n}\n")
-            with run_kdns(corefile, port=port) as k:
+            with run_kdns(corefile, port=port) as k:  # the relay needs the port first
                 assert wait_line(k, LOOP_LINE, timeout=5) < 5
                 line = k.wait_for_line(LOOP_LINE)
                 assert f"forwarding to {relay.addr} disabled" in line
@@ -69,7 +70,7 @@ def test_loop_through_a_stub_disables_only_that_upstream() -> None:
 
 def test_no_loop_no_error() -> None:
     with run_knot() as knot:
-        with run_kdns(".:{port} {\n    loop\n" f"    forward . {knot.addr}\n}}\n") as k:
+        with kdns(".:{port} {\n    loop\n" f"    forward . {knot.addr}\n}}\n") as k:
             time.sleep(1.5)
             assert LOOP_LINE not in k.output
             assert k.query("www.example.test", "A").answer
