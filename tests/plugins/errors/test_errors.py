@@ -7,7 +7,7 @@ import time
 import dns.rcode
 import pytest
 
-from tests.kdnsproc import KdnsProcess, run_kdns
+from tests.kdnsproc import KdnsProcess, free_port, run_kdns
 
 COREFILE = """\
 ok.:{port} {
@@ -32,13 +32,20 @@ flush.:{port} {
         consolidate 1h "no next"
     }
 }
+fwd.:{port} {
+    errors
+    forward . 127.0.0.1:{closed}
+}
 """
 NO_NEXT = "plugin/errors: no next plugin found"
 
 
+CLOSED = free_port()  # nothing listens there: the upstream refuses
+
+
 @pytest.fixture(scope="module")
 def kdns():  # type: ignore[no-untyped-def]
-    with run_kdns(COREFILE) as k:
+    with run_kdns(COREFILE.replace("{closed}", str(CLOSED))) as k:
         yield k
 
 
@@ -50,6 +57,13 @@ def test_failed_query_is_logged_with_rcode_name_and_type(kdns: KdnsProcess) -> N
     kdns.wait_for_line("y.fail. A")
     assert f"[ERROR] plugin/errors: 2 x.fail. MX: {NO_NEXT}" in kdns.lines
     assert f"[ERROR] plugin/errors: 2 y.fail. A: {NO_NEXT}" in kdns.lines
+
+
+def test_upstream_failure_is_logged(kdns: KdnsProcess) -> None:
+    assert kdns.query("Up.FWD.", "AAAA").rcode() == dns.rcode.SERVFAIL
+    line = kdns.wait_for_line("up.fwd. AAAA")
+    assert line.startswith("[ERROR] plugin/errors: 2 up.fwd. AAAA: ")
+    assert f"127.0.0.1:{CLOSED}" in line
 
 
 def test_success_is_not_logged(kdns: KdnsProcess) -> None:
@@ -78,7 +92,7 @@ def test_show_first_logs_the_first_at_once(kdns: KdnsProcess) -> None:
 
 
 def test_pending_summary_is_flushed_at_shutdown() -> None:
-    with run_kdns(COREFILE) as k:
+    with run_kdns(COREFILE.replace("{closed}", str(CLOSED))) as k:
         assert k.query("z.flush.", "A").rcode() == dns.rcode.SERVFAIL
         time.sleep(0.2)
         assert not [x for x in k.lines if "errors like 'no next'" in x]
