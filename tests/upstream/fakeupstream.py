@@ -65,6 +65,7 @@ class Seen:
 class FakeUpstream:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
+        self._auto_port = port is None
         self.port = port or free_port()
         self.mode = ""  # upstream-wide override, e.g. "blackhole", "servfail"
         self.ttl = 300
@@ -79,7 +80,15 @@ class FakeUpstream:
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> FakeUpstream:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(5)
+        for attempt in range(3):
+            try:
+                asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(5)
+                return self
+            except OSError:  # the free port was taken meanwhile: try another one
+                asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(5)
+                if not self._auto_port or attempt == 2:
+                    raise
+                self.port = free_port()
         return self
 
     async def _start(self) -> None:
@@ -91,14 +100,20 @@ class FakeUpstream:
         self._spoofer = socket.socket(family, socket.SOCK_DGRAM)
         self._spoofer.bind((self.host, 0))
 
+    async def _close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._tcp is not None:
+            self._tcp.close()
+            self._tcp = None
+        if self._spoofer is not None:
+            self._spoofer.close()
+            self._spoofer = None
+
     def stop(self) -> None:
         async def _stop() -> None:
-            if self._udp is not None:
-                self._udp.close()
-            if self._tcp is not None:
-                self._tcp.close()
-            if self._spoofer is not None:
-                self._spoofer.close()
+            await self._close()
             me = asyncio.current_task()
             pending = [t for t in asyncio.all_tasks() if t is not me]
             for t in pending:

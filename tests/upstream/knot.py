@@ -82,7 +82,30 @@ def knotd_path() -> str:
 def run_knot(zones: dict[str, str] | None = None, timeout: float = 10.0) -> Iterator[Knot]:
     """Start knotd serving ``zones`` (name -> zone file text); stop it afterwards."""
     zones = zones or {TEST_ZONE_NAME: TEST_ZONE}
-    port = free_port()
+    for attempt in range(3):  # the free port may be taken meanwhile: try another one
+        try:
+            cm = _run_knot(zones, free_port(), timeout)
+            knot = cm.__enter__()
+        except PortTaken:
+            if attempt == 2:
+                raise
+            continue
+        try:
+            yield knot
+        except BaseException as e:
+            if not cm.__exit__(type(e), e, e.__traceback__):
+                raise
+        else:
+            cm.__exit__(None, None, None)
+        return
+
+
+class PortTaken(RuntimeError):
+    """knotd could not bind its port."""
+
+
+@contextmanager
+def _run_knot(zones: dict[str, str], port: int, timeout: float) -> Iterator[Knot]:
     with tempfile.TemporaryDirectory(prefix="kdns-knot-") as tmp:
         wd = Path(tmp)
         (wd / "db").mkdir()
@@ -111,6 +134,8 @@ def _wait_ready(proc: subprocess.Popen[str], port: int, zone: str, timeout: floa
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             out = proc.stdout.read() if proc.stdout else ""
+            if "in use" in out.lower():
+                raise PortTaken(out)
             raise RuntimeError(f"knotd exited with {proc.returncode}: {out}")
         try:
             r = dns.query.udp(q, "127.0.0.1", port=port, timeout=0.2)
