@@ -11,6 +11,11 @@ Rules:
    waits STALE_RECHECK seconds (RFC 8767 §4 failure recheck).
 5. ``lookup_wire`` answers a plain query from bytes alone (for the server's fast path); it
    returns None whenever the slow path has work to do (miss, stale, prefetch due, too big).
+6. Wire fast path (kdns/wire/fastpath.py): a fresh hit is declared reusable while its entry
+   stays in the store and its TTL is above 0, with TTLs counting down from the entry's; each
+   replay counts as a cache request and hit (plain-int Tallies added to the counters at scrape
+   time). Misses, stale answers and prefetch-enabled caches (every hit counts toward a
+   prefetch) are not replayed.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ from typing import Any
 import dns.flags
 import dns.message
 import dns.name
+import dns.rdatatype
 
+from kdns import metrics as server_metrics
 from kdns.errors import KdnsError
+from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request, in_zones
+from kdns.wire.fastpath import Tally
 
 from ..forward.wire import UPSTREAM_WIRE_ATTR
 from .classify import NEGATIVE, MsgType, clamp, is_truncated, minimal_ttl, typify
@@ -35,6 +44,7 @@ from .metrics import bind
 from .parse import CacheConfig
 from .store import Entry, Store, make_entry, make_key, name_in_zones, parse_simple_query
 
+log = plugin_log("cache")
 STALE_RECHECK = 30.0
 VERIFY_TIMEOUT = 1.8  # RFC 8767 client response timer
 
@@ -52,6 +62,9 @@ class Cache(Plugin):
         self.zone_wires = tuple(_wire(z) for z in cfg.zones)
         self.metrics = bind(server, ",".join(cfg.zones))
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Hits replayed by the wire fast path, per entry kind, and how many are in the counters.
+        self.replays = {"success": Tally(), "denial": Tally()}
+        self._replays_counted = {"success": 0, "denial": 0}
 
     # --- the slow path ------------------------------------------------------------------
     async def serve(self, req: Request) -> dns.message.Message:
@@ -64,6 +77,7 @@ class Cache(Plugin):
         entry = self._pick(key, now)
         if entry is None:
             self.metrics.misses.inc()
+            req.not_reusable()  # a replay would count no miss and freeze the TTLs
             msg = await self.next.serve(req)
             return self._after_fetch(req, key, msg)
         self.metrics.hits[entry.kind].inc()
@@ -77,13 +91,34 @@ class Cache(Plugin):
                 self._refresh(req, key, entry, prefetch=False)
             self.metrics.served_stale.inc()
             ttl = 0
+            req.not_reusable()
         else:
             if self._should_prefetch(entry, now):
                 self._refresh(req, key, entry, prefetch=True)
             if self.cfg.keepttl:
                 ttl = entry.orig_ttl
+            self._declare_reuse(req, entry)
         req.answered_by = self.name
         return self._reply(req, entry, ttl)
+
+    def _declare_reuse(self, req: Request, entry: Entry) -> None:
+        """A fresh hit may be replayed until the entry leaves the store or expires."""
+        if self.cfg.prefetch > 0:
+            req.not_reusable()  # every hit counts toward the prefetch decision
+            return
+        req.reusable(entry.version, until=entry.stored + entry.orig_ttl - 1e-6)
+        if not self.cfg.keepttl:
+            req.ttl_counts_down(entry.stored, entry.orig_ttl)
+        req.count_replays(self.replays[entry.kind])
+
+    def count_replays(self) -> None:
+        """Add the fast path's replayed hits to the counters (run before every scrape)."""
+        for kind, tally in self.replays.items():
+            new = tally.n - self._replays_counted[kind]
+            if new:
+                self._replays_counted[kind] = tally.n
+                self.metrics.requests.inc(new)
+                self.metrics.hits[kind].inc(new)
 
     def _pick(self, key: bytes, now: float) -> Entry | None:
         neg = self.ncache.get(key)
@@ -182,6 +217,11 @@ class Cache(Plugin):
         except (KdnsError, OSError):
             old.last_refresh_fail = self.clock()
             return None
+        except Exception as e:  # a bug below us must not kill the task silently
+            log.error("background refresh of %s %s failed: %r", req.qname,
+                      dns.rdatatype.to_text(req.qtype), e)
+            old.last_refresh_fail = self.clock()
+            return None
         finally:
             old.refreshing = False
         new = self._store(req, key, msg, self.clock())
@@ -239,7 +279,12 @@ class Cache(Plugin):
         return out
 
     # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        server_metrics.on_scrape(self.count_replays)
+
     async def stop(self) -> None:
+        self.count_replays()
+        server_metrics.remove_scrape_hook(self.count_replays)
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):

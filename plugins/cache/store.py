@@ -21,6 +21,8 @@ from typing import Final, NamedTuple
 import dns.message
 import dns.rrset
 
+from kdns.wire.fastpath import Version
+
 SHARDS: Final = 256
 _TYPE_OPT: Final = 41
 _QR, _AA, _RD, _RA, _AD, _CD = 0x8000, 0x0400, 0x0100, 0x0080, 0x0020, 0x0010
@@ -90,6 +92,9 @@ class Entry:
     _sections_ttl: int = -1
     _sections: tuple[list[dns.rrset.RRset], list[dns.rrset.RRset], list[dns.rrset.RRset]] = (
         [], [], [])
+    # Bumped when the entry leaves the store (replaced, evicted, removed): the wire fast path
+    # replays hits of this entry only while it is the one a lookup would find.
+    version: Version = field(default_factory=Version)
 
     def __post_init__(self) -> None:
         self.flags = int(self.flags)  # plain ints: IntFlag arithmetic costs µs per hit
@@ -228,18 +233,23 @@ class Store:
         """Insert or replace; True if another entry was evicted to make room."""
         shard = self.shards[hash(key) & (SHARDS - 1)]
         evicted = False
-        if key not in shard:
+        old = shard.get(key)
+        if old is None:
             if len(shard) >= self.shard_size:
-                del shard[next(iter(shard))]
+                shard.pop(next(iter(shard))).version.bump()
                 evicted = True
             else:
                 self.size += 1
+        else:
+            old.version.bump()
         shard[key] = entry
         return evicted
 
     def remove(self, key: bytes) -> None:
         shard = self.shards[hash(key) & (SHARDS - 1)]
-        if shard.pop(key, None) is not None:
+        old = shard.pop(key, None)
+        if old is not None:
+            old.version.bump()
             self.size -= 1
 
     def __len__(self) -> int:
