@@ -38,6 +38,8 @@ class ServicePort:
 
     ``affinity_timeout`` is set only for sessionAffinity ClientIP. ``external_ips`` holds
     spec.externalIPs and load-balancer ingress IPs; both get external-traffic treatment.
+    ``lb_ips`` repeats the ingress IPs: only they are filtered by ``source_ranges``
+    (spec.loadBalancerSourceRanges).
     ``health_check_node_port`` is set only for externalTrafficPolicy Local.
     """
 
@@ -54,6 +56,8 @@ class ServicePort:
     internal_local: bool = False
     endpoints: tuple[Endpoint, ...] = ()
     health_check_node_port: int = 0  # eTP=Local: load balancers probe this node port
+    lb_ips: tuple[str, ...] = ()
+    source_ranges: tuple[str, ...] = ()
 
     @property
     def display(self) -> str:

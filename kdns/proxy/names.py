@@ -45,6 +45,10 @@ def external_chain(sp: ServicePort) -> str:
     return f"external-{port_base(sp)}"
 
 
+def firewall_chain(sp: ServicePort) -> str:
+    return f"firewall-{port_base(sp)}"
+
+
 def _endpoint_base(sp: ServicePort, ep: Endpoint) -> str:
     ip = ep.ip.replace(":", ".")
     return f"{sp.namespace}/{sp.name}/{sp.protocol}/{sp.port_name}__{ip}/{ep.port}"

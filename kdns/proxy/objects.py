@@ -41,6 +41,8 @@ class Service:
     external_local: bool = False
     internal_local: bool = False
     health_check_node_port: int = 0
+    lb_ips: tuple[str, ...] = ()
+    source_ranges: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -72,6 +74,13 @@ def _ip(value: Any, what: str) -> str:
         return str(ipaddress.ip_address(str(value)))
     except ValueError:
         raise BadObject(f"{what}: {value!r} is not an IP address") from None
+
+
+def _cidr(value: Any, what: str) -> str:
+    try:
+        return str(ipaddress.ip_network(str(value).strip(), strict=False))
+    except ValueError:
+        raise BadObject(f"{what}: {value!r} is not a CIDR") from None
 
 
 def _port(value: Any, what: str, *, allow_zero: bool = False) -> int:
@@ -118,7 +127,8 @@ def reduce_service(obj: Mapping[str, Any]) -> Service | None:
         for p in spec.get("ports") or ()
     )
     ingress = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
-    external = [*(spec.get("externalIPs") or ()), *(i["ip"] for i in ingress if i.get("ip"))]
+    lb_ips = tuple(_ip(i["ip"], f"{namespace}/{name} ingress IP") for i in ingress if i.get("ip"))
+    external = [*(spec.get("externalIPs") or ()), *lb_ips]
     affinity = None
     if spec.get("sessionAffinity") == "ClientIP":
         cfg = (spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}
@@ -136,6 +146,9 @@ def reduce_service(obj: Mapping[str, Any]) -> Service | None:
         internal_local=spec.get("internalTrafficPolicy") == "Local",
         health_check_node_port=_port(spec.get("healthCheckNodePort") or 0,
                                      f"{namespace}/{name} healthCheckNodePort", allow_zero=True),
+        lb_ips=lb_ips,
+        source_ranges=tuple(_cidr(c, f"{namespace}/{name} loadBalancerSourceRanges")
+                            for c in spec.get("loadBalancerSourceRanges") or ()),
     )
 
 
@@ -219,5 +232,7 @@ def _service_port(svc: Service, sp: SvcPort, slices: Iterable[EndpointSlice]) ->
         external_local=svc.external_local and accessible,
         internal_local=svc.internal_local,
         health_check_node_port=svc.health_check_node_port if svc.external_local else 0,
+        lb_ips=svc.lb_ips,
+        source_ranges=svc.source_ranges,
         endpoints=tuple(sorted(seen.values(), key=lambda e: (e.ip, e.port))),
     )

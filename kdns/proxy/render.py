@@ -124,8 +124,12 @@ def _base(cfg: RenderConfig, family: Family) -> tuple[list[Chain], list[SetDecl]
               "type filter hook forward priority -110"),
         Chain("filter-input", (f"{new} nodeport-endpoints-check", f"{new} service-endpoints-check"),
               "type filter hook input priority -110"),
-        Chain("filter-output", (f"{new} service-endpoints-check",),
+        Chain("filter-output", (f"{new} service-endpoints-check", f"{new} firewall-check"),
               "type filter hook output priority -110"),
+        Chain("filter-prerouting", (f"{new} firewall-check",),
+              "type filter hook prerouting priority -110"),
+        Chain("firewall-check",
+              (f"{family} daddr . meta l4proto . th dport vmap @firewall-ips",)),
         Chain("filter-output-post-dnat", (f"{new} cluster-ips-check",),
               "type filter hook output priority -90"),
         Chain("nat-output", ("jump services",), "type nat hook output priority -100"),
@@ -145,6 +149,7 @@ def _base(cfg: RenderConfig, family: Family) -> tuple[list[Chain], list[SetDecl]
     vip_key = f"{t} . inet_proto . inet_service"
     sets = [
         SetDecl("cluster-ips", "set", f'type {t} ; comment "Active ClusterIPs" ;'),
+        SetDecl("firewall-ips", "map", f"type {vip_key} : verdict ;"),
         SetDecl("no-endpoint-nodeports", "map", "type inet_proto . inet_service : verdict ;"),
         SetDecl("no-endpoint-services", "map", f"type {vip_key} : verdict ;"),
         SetDecl("service-ips", "map", f"type {vip_key} : verdict ;"),
@@ -224,6 +229,8 @@ class _Plan:
     has_internal: bool  # ClusterIP traffic has somewhere to go
     has_external: bool  # NodePort / external IP traffic has somewhere to go
     verdict: str  # for traffic with nowhere to go: reject (no endpoints) or drop (policy)
+    lb_ips: tuple[str, ...]  # of external_ips, those subject to the source ranges
+    source_ranges: str  # this family's loadBalancerSourceRanges as an nft set, or ""
 
 
 def _plan(b: _Builder, sp: ServicePort) -> _Plan | None:
@@ -238,6 +245,8 @@ def _plan(b: _Builder, sp: ServicePort) -> _Plan | None:
         has_internal=cat.has_any and (not sp.internal_local or bool(cat.local)),
         has_external=cat.has_any and (not sp.external_local or bool(cat.local)),
         verdict="drop" if cat.has_any else f"goto {REJECT_CHAIN}",
+        lb_ips=tuple(ip for ip in sp.lb_ips if family_of(ip) == b.family),
+        source_ranges=_net_set(sp.source_ranges, b.family),
     )
 
 
@@ -255,6 +264,9 @@ def _add_elements(b: _Builder, sp: ServicePort, p: _Plan) -> None:
             b.element("service-ips", f"{ip} . {key}", f"goto {external_chain}")
         if not p.has_external:
             b.element("no-endpoint-services", f"{ip} . {key}", p.verdict, sp.display)
+    if p.source_ranges:  # checked before DNAT, whatever happens to the packet next
+        for ip in p.lb_ips:
+            b.element("firewall-ips", f"{ip} . {key}", f"goto {names.firewall_chain(sp)}")
     if sp.node_port:
         node_key = f"{sp.protocol} . {sp.node_port}"
         if p.cat.has_any:
@@ -302,6 +314,8 @@ def _add_chains(b: _Builder, sp: ServicePort, p: _Plan) -> None:
             b.chain(name, [*masq, *_to_endpoints(b, sp, eps)])
     if p.cat.has_any and sp.externally_accessible:
         b.chain(names.external_chain(sp), _external_rules(b, sp, p))
+    if p.source_ranges and p.lb_ips:
+        b.chain(names.firewall_chain(sp), [f"{fam} saddr != {p.source_ranges} drop"])
     for e in p.cat.reachable:
         rules = [f"{fam} saddr {e.ip} jump {MARK_MASQ}"]  # hairpin: a pod reaching itself
         if sp.affinity_timeout is not None:

@@ -76,6 +76,13 @@ DUAL = ServicePort(
     endpoints=(ep("10.244.1.60", 8080), ep("fd00:244:1::60", 8080)),
 )
 
+LOADBALANCER = ServicePort(
+    "default", "lb", "https", "tcp", 443, ("10.96.0.21",), node_port=30443,
+    external_ips=("192.0.2.90", "198.51.100.1"), lb_ips=("198.51.100.1",),
+    source_ranges=("203.0.113.0/24", "192.0.2.0/25", "2001:db8:1::/48"),
+    endpoints=WEB.endpoints,
+)
+
 SCENARIOS: dict[str, tuple[ServicePort, ...]] = {
     "clusterip": (WEB,),
     "multiport_udp_dns": DNS,
@@ -87,4 +94,5 @@ SCENARIOS: dict[str, tuple[ServicePort, ...]] = {
     "internal_local": (INTERNAL_LOCAL, INTERNAL_LOCAL_NONE_HERE),
     "terminating": (TERMINATING, READY_AND_TERMINATING),
     "dual_stack": (DUAL,),
+    "loadbalancer_source_ranges": (LOADBALANCER,),
 }

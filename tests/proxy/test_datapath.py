@@ -7,6 +7,7 @@ connection and which source address it saw (kept, or masqueraded to the node's 1
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 
@@ -253,3 +254,17 @@ async def test_ipv6_udp_endpoint_removal_cleans_conntrack(topo: Topology, proxy:
     await proxy.set(dns6(survivor))
     again = topo.probe("c", "udp", "fd00:96::53", "53", "--sport=40054", "--count=3")
     assert backends(again) == {survivor: 3}, again
+
+
+async def test_load_balancer_source_ranges(topo: Topology, proxy: Proxy) -> None:
+    lb = web(node_port=30443, external_ips=(EXTERNAL_IP,), lb_ips=(EXTERNAL_IP,),
+             source_ranges=("192.0.2.0/24",))
+    await proxy.set(lb)
+    allowed = topo.probe("ext", "tcp", EXTERNAL_IP, "80", "--count=10")
+    assert backends(allowed).keys() <= {"a", "b"} and len(allowed) == 10, allowed
+    await proxy.set(dataclasses.replace(lb, source_ranges=("203.0.113.0/24",)))
+    denied = topo.probe("ext", "tcp", EXTERNAL_IP, "80", "--timeout=0.5")
+    assert denied[0].startswith("ERR timeout"), denied  # dropped before DNAT
+    # The ranges guard the load-balancer IP only: the ClusterIP and NodePort still answer.
+    assert topo.probe("ext", "tcp", NODE_V4, "30443")[0].split()[0] in {"a", "b"}
+    assert topo.probe("c", "tcp", CIP, "80")[0].split()[0] in {"a", "b"}

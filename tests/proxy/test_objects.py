@@ -21,7 +21,8 @@ def svc(**spec: Any) -> dict[str, Any]:
 
 def test_service_fields() -> None:
     obj = svc(type="NodePort", externalTrafficPolicy="Local", internalTrafficPolicy="Local",
-              sessionAffinity="ClientIP", externalIPs=["192.0.2.9"])
+              sessionAffinity="ClientIP", externalIPs=["192.0.2.9"],
+              loadBalancerSourceRanges=[" 203.0.113.0/24 "])
     obj["spec"]["ports"][0]["nodePort"] = 30080
     obj["status"] = {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}, {"hostname": "x"}]}}
     s = reduce_service(obj)
@@ -32,6 +33,8 @@ def test_service_fields() -> None:
     assert s.affinity_timeout == 10800  # the default when no sessionAffinityConfig
     assert s.external_local and s.internal_local
     assert s.external_ips == ("192.0.2.9", "198.51.100.1")
+    assert s.lb_ips == ("198.51.100.1",)
+    assert s.source_ranges == ("203.0.113.0/24",)
 
 
 def test_ignored_services() -> None:
@@ -43,6 +46,7 @@ def test_ignored_services() -> None:
 @pytest.mark.parametrize("spec,message", [
     ({"clusterIPs": ["10.96.0.300"]}, "not an IP address"),
     ({"ports": [{"port": 70000}]}, "out of range"),
+    ({"loadBalancerSourceRanges": ["10.0.0.0/40"]}, "not a CIDR"),
     ({"ports": [{"port": "80"}]}, "not a port number"),
     ({"ports": [{"port": 80, "protocol": "ICMP"}]}, "unsupported protocol"),
     ({"sessionAffinity": "ClientIP",

@@ -13,7 +13,7 @@ import pytest
 
 from kdns.proxy import names, transaction
 from kdns.proxy.model import FAMILIES, ServicePort
-from kdns.proxy.render import RenderConfig, categorize, render
+from kdns.proxy.render import Element, RenderConfig, categorize, render
 from tests.proxy import scenarios as sc
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -133,3 +133,13 @@ def test_udp_flows_track_programmed_paths() -> None:
     assert {(f.vip, f.port, f.endpoint_ip) for f in rs.udp_flows} == {
         ("10.96.0.53", 53, "10.244.1.20"), ("10.96.0.53", 53, "10.244.2.21")}
     assert rs.udp_vips == {("10.96.0.53", 53)}
+
+
+def test_source_ranges_filter_only_load_balancer_ips() -> None:
+    rs = render([sc.LOADBALANCER], sc.CFG, "ip")
+    fw = names.firewall_chain(sc.LOADBALANCER)
+    assert rs.elements["firewall-ips"] == {
+        "198.51.100.1 . tcp . 443": Element(f"goto {fw}")}  # not the plain external IP
+    assert rs.chains[fw].rules == ("ip saddr != { 203.0.113.0/24, 192.0.2.0/25 } drop",)
+    v6 = render([sc.LOADBALANCER], sc.CFG, "ip6")
+    assert v6.elements["firewall-ips"] == {}  # no IPv6 load-balancer IP
