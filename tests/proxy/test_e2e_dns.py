@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from tests.fakeapi import objects as o
-from tests.proxy.netns import REPO, FakeApiInNode, Topology, pod_v4, sh
+from tests.proxy.netns import REPO, FakeApiInNode, Topology, pod_v4, pod_v6, sh
 
 pytestmark = pytest.mark.root
-DNS_IP = "10.96.0.53"
+DNS_IP, DNS_IP6 = "10.96.0.53", "fd00:96::53"
 
 COREFILE = """\
 .:53 {{
@@ -41,8 +41,8 @@ who.test:53 {{
 """
 
 
-def dig(topo: Topology, name: str, *extra: str) -> list[str]:
-    res = sh(*topo.exec_prefix("c"), "dig", f"@{DNS_IP}", name, "+short", "+time=1", "+tries=1",
+def dig(topo: Topology, name: str, *extra: str, server: str = DNS_IP) -> list[str]:
+    res = sh(*topo.exec_prefix("c"), "dig", f"@{server}", name, "+short", "+time=1", "+tries=1",
              *extra, check=False)
     return res.stdout.split()
 
@@ -68,9 +68,14 @@ def cluster(topo: Topology, tmp_path: Path) -> Iterator[tuple[Topology, FakeApiI
     api = topo.start_fake_api()
     api.call("put_many", objs=[
         o.namespace("default"), o.namespace("kube-system"),
-        o.service("kube-system", "kube-dns", cluster_ip=DNS_IP,
+        o.service("kube-system", "kube-dns", cluster_ips=[DNS_IP, DNS_IP6],
                   ports=[o.port("dns", 53, "UDP"), o.port("dns-tcp", 53, "TCP")]),
         dns_slice("a", "b"),
+        o.endpointslice("kube-system", "kube-dns-v6", "kube-dns",
+                        [o.endpoint(pod_v6(p), node="node-a") for p in ("a", "b")],
+                        address_type="IPv6",
+                        ports=[{"name": "dns", "port": 53, "protocol": "UDP"},
+                               {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]),
         o.service("default", "web", cluster_ip="10.96.0.10"),
         o.endpointslice("default", "web-x1", "web", [o.endpoint(pod_v4("b"), node="node-a")]),
     ])
@@ -85,7 +90,7 @@ def cluster(topo: Topology, tmp_path: Path) -> Iterator[tuple[Topology, FakeApiI
     table = f"kpx-{os.getpid()}-{secrets.token_hex(3)}"
     procs.append(subprocess.Popen(
         [*topo.exec_prefix(), sys.executable, "-m", "kdns.proxy.cli", "--endpoint", api.url,
-         "--node-name", "node-a", "--table", table, "--cluster-cidr", "10.244.0.0/16",
+         "--node-name", "node-a", "--table", table, "--cluster-cidr", "10.244.0.0/16,fd00:244::/32",
          "--min-sync-period", "100ms", "--healthz-bind-address", "127.0.0.1:0",
          "--metrics-bind-address", "127.0.0.1:0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
@@ -117,6 +122,9 @@ def test_kdns_behind_kube_dns_clusterip(cluster: tuple[Topology, FakeApiInNode])
              "kdns to answer through the kube-dns ClusterIP")
     assert dig(topo, "web.default.svc.cluster.local", "+tcp") == ["10.96.0.10"]
     assert dig(topo, "kube-dns.kube-system.svc.cluster.local") == [DNS_IP]
+    # The same kdns pods behind the IPv6 ClusterIP (ip6 table), over UDP and TCP.
+    assert dig(topo, "web.default.svc.cluster.local", server=DNS_IP6) == ["10.96.0.10"]
+    assert dig(topo, "web.default.svc.cluster.local", "+tcp", server=DNS_IP6) == ["10.96.0.10"]
     served = Counter(dig(topo, "backend.who.test")[0] for _ in range(20))
     assert served.keys() == {pod_v4("a"), pod_v4("b")}, served
 
