@@ -1,0 +1,474 @@
+"""T1-T7: TCP timeouts, slowloris, connection caps, pipelining, non-reading and garbage TCP
+clients, UDP floods - against the real kdns process (reliability.md section 9.3 B).
+
+Scaled for CI where noted (connection counts, flood length); the criteria are the plan's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import dns.message
+import dns.rcode
+import pytest
+
+from tests.kdnsproc import KdnsProcess, free_port, run_kdns
+from tests.reliability.helpers import (
+    fd_count,
+    query_wire,
+    rss_kib,
+    udp_probe,
+)
+from tests.upstream.fakeupstream import FakeUpstream
+
+COREFILE = """\
+canary.test:{port} {
+    whoami
+}
+.:{port} {
+    prometheus 127.0.0.1:%(metrics)d
+    forward . %(upstream)s {
+        max_concurrent 1000
+    }
+}
+"""
+TCP_CAP = 1000  # kdns.server.tcp.MAX_CONNECTIONS
+PER_SOURCE_CAP = 64  # kdns.server.tcp.MAX_CONNECTIONS_PER_SOURCE
+
+
+class Server:
+    def __init__(self, k: KdnsProcess, metrics: int, upstream: FakeUpstream) -> None:
+        self.k = k
+        self.port = k.port
+        self.pid = k.proc.pid
+        self.metrics = metrics
+        self.upstream = upstream
+
+    def canary(self, tcp: bool = False, timeout: float = 2.0) -> float:
+        """Seconds a canary query took; asserts NOERROR."""
+        t0 = time.monotonic()
+        r = self.k.query("canary.test.", "A", tcp=tcp, timeout=timeout)
+        assert r.rcode() == dns.rcode.NOERROR
+        return time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with FakeUpstream() as up:
+        mport = free_port()
+        with run_kdns(COREFILE % {"metrics": mport, "upstream": up.addr}) as k:
+            s = Server(k, mport, up)
+            s.canary()
+            yield s
+            assert k.proc.poll() is None, k.output
+            assert "Traceback" not in k.output, k.output
+
+
+def connect(port: int, source: str = "127.0.0.1") -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def closed_after(s: socket.socket, limit: float) -> float:
+    """Seconds until the peer closes ``s`` (EOF or reset), reading and discarding replies."""
+    t0 = time.monotonic()
+    s.settimeout(limit)
+    try:
+        while s.recv(65535):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return float("inf")
+    return time.monotonic() - t0
+
+
+def framed(wire: bytes) -> bytes:
+    return struct.pack("!H", len(wire)) + wire
+
+
+def read_frame(s: socket.socket) -> bytes:
+    head = b""
+    while len(head) < 2:
+        chunk = s.recv(2 - len(head))
+        assert chunk, "connection closed"
+        head += chunk
+    n = struct.unpack("!H", head)[0]
+    body = b""
+    while len(body) < n:
+        chunk = s.recv(n - len(body))
+        assert chunk, "connection closed"
+        body += chunk
+    return body
+
+
+# --- T1 -------------------------------------------------------------------------------------
+
+def test_t1_tcp_timeouts(server: Server) -> None:
+    """No first query: closed at 3 s ± 0.5; idle after a query: 10 s ± 1; a length prefix and
+    then nothing: 2 s ± 0.5 after the first byte."""
+    def silent() -> float:
+        with connect(server.port) as s:
+            return closed_after(s, 8)
+
+    def idle() -> float:
+        with connect(server.port) as s:
+            s.sendall(framed(query_wire("canary.test.")))
+            read_frame(s)
+            return closed_after(s, 15)
+
+    def stalled() -> float:
+        with connect(server.port) as s:
+            s.sendall(framed(query_wire("canary.test.")))
+            read_frame(s)
+            s.sendall(b"\x00\x30\x12")  # a prefix and one byte of a 48-byte message
+            return closed_after(s, 15)
+
+    with ThreadPoolExecutor(3) as pool:
+        fs = [pool.submit(f) for f in (silent, idle, stalled)]
+        t_silent, t_idle, t_stalled = (f.result() for f in fs)
+    print(f"T1 silent {t_silent:.2f}s idle {t_idle:.2f}s stalled {t_stalled:.2f}s")
+    assert 2.5 <= t_silent <= 3.5
+    assert 9.0 <= t_idle <= 11.0
+    assert 1.5 <= t_stalled <= 2.5
+
+
+# --- T2 -------------------------------------------------------------------------------------
+
+SLOWLORIS = 300  # the plan says 2,000; 300 keeps the test process's own work small
+
+
+def test_t2_slowloris(server: Server) -> None:
+    """Connections sending 1 byte/s: each closed <= 2.5 s after its first byte; kdns fds stay
+    under the TCP cap + 100; the canary keeps answering (UDP and TCP)."""
+    async def lori(i: int) -> float:
+        await asyncio.sleep(i * 0.002)
+        # 50 per source address, below the per-source cap, so every one of them is admitted
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, local_addr=(f"127.6.{i // 50}.{i % 50 + 1}", 0))
+        msg = framed(query_wire("canary.test."))
+        first = time.monotonic()
+        try:
+            for b in msg:
+                writer.write(bytes([b]))
+                await writer.drain()
+                try:
+                    data = await asyncio.wait_for(reader.read(1), 1.0)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+            if not reader.at_eof():  # the whole message went through: kdns must still close
+                data = await asyncio.wait_for(reader.read(1), 5.0)
+                assert not data
+        except (ConnectionError, OSError):
+            pass
+        writer.close()
+        return time.monotonic() - first
+
+    fds: list[int] = []
+    canary: list[float] = []
+
+    async def sample(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            fds.append(fd_count(server.pid))
+            canary.append(await asyncio.to_thread(server.canary))
+            canary.append(await asyncio.to_thread(server.canary, True))
+            await asyncio.sleep(0.2)
+
+    async def main() -> list[float]:
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample(stop))
+        lifetimes = await asyncio.gather(*(lori(i) for i in range(SLOWLORIS)))
+        stop.set()
+        await sampler
+        return lifetimes
+
+    lifetimes = asyncio.run(main())
+    print(f"T2 max lifetime {max(lifetimes):.2f}s, max fds {max(fds)}, "
+          f"canary max {max(canary) * 1000:.1f} ms")
+    assert max(lifetimes) <= 2.5 + 1.0  # 2.5 s after the first byte, + 1 s read granularity
+    assert max(fds) <= TCP_CAP + 100
+    assert max(canary) < 1.0
+
+
+# --- T3 -------------------------------------------------------------------------------------
+
+def test_t3_connection_caps(server: Server) -> None:
+    """1,500 idle connections from 40 sources: the total cap and the per-source cap hold
+    (fds <= cap + 100), connections over a cap are closed in < 100 ms, UDP canary answers, and
+    after release a new TCP query succeeds within 1 s."""
+    base_fds = fd_count(server.pid)
+    socks: list[socket.socket] = []
+    over_cap_close: list[float] = []
+    try:
+        # One source tries 100: the per-source cap admits 64.
+        for _ in range(100):
+            socks.append(connect(server.port, "127.3.0.1"))
+        time.sleep(0.3)
+        kept = sum(1 for s in socks if not _is_closed(s))
+        assert kept == PER_SOURCE_CAP, kept
+        # Many sources: the total cap.
+        for i in range(1400):
+            socks.append(connect(server.port, f"127.4.{i // 35}.{i % 35 + 1}"))
+            if i % 200 == 0:
+                server.canary()
+        time.sleep(0.5)
+        fds = fd_count(server.pid)
+        assert fds <= base_fds + TCP_CAP + 100, fds
+        open_count = sum(1 for s in socks if not _is_closed(s))
+        assert open_count <= TCP_CAP, open_count
+        # A connection over the cap is closed at once.
+        for _ in range(5):
+            s = connect(server.port, "127.5.0.1")
+            over_cap_close.append(closed_after(s, 2))
+            s.close()
+        server.canary()
+    finally:
+        for s in socks:
+            s.close()
+    t0 = time.monotonic()
+    while True:
+        try:
+            server.canary(tcp=True, timeout=0.5)
+            break
+        except Exception:
+            assert time.monotonic() - t0 < 1.0, "TCP not usable 1 s after release"
+    print(f"T3 over-cap close max {max(over_cap_close) * 1000:.1f} ms, fds peak {fds}, "
+          f"recovered in {(time.monotonic() - t0) * 1000:.0f} ms")
+    assert max(over_cap_close) < 0.1
+
+
+def _is_closed(s: socket.socket) -> bool:
+    s.setblocking(False)
+    try:
+        return s.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionError:
+        return True
+    finally:
+        s.setblocking(True)
+
+
+# --- T4 -------------------------------------------------------------------------------------
+
+def test_t4_pipelining_out_of_order(server: Server) -> None:
+    """100 queries on one connection, one forwarded to a 1.5 s upstream: all answered with
+    matching IDs, the 99 fast ones within 100 ms and before the slow one."""
+    ids = random.sample(range(65536), 100)
+    slow_id = ids[37]
+    payload = b""
+    for qid in ids:
+        name = "delay-1500.example." if qid == slow_id else "canary.test."
+        payload += framed(query_wire(name, qid=qid))
+    with connect(server.port) as s:
+        s.settimeout(5)
+        t0 = time.monotonic()
+        s.sendall(payload)
+        order: list[tuple[int, float]] = []
+        for _ in ids:
+            reply = read_frame(s)
+            order.append((struct.unpack_from("!H", reply)[0], time.monotonic() - t0))
+    got = [qid for qid, _ in order]
+    assert sorted(got) == sorted(ids)
+    assert got[-1] == slow_id
+    fast_times = [t for qid, t in order if qid != slow_id]
+    print(f"T4 fast answers within {max(fast_times) * 1000:.1f} ms, slow at {order[-1][1]:.2f}s")
+    assert max(fast_times) < 0.1
+    assert order[-1][1] >= 1.4
+
+
+# --- T5 -------------------------------------------------------------------------------------
+
+def test_t5_non_reading_client(server: Server) -> None:
+    """Pipeline 10,000 queries and never read: the connection is closed (output stays bounded
+    at the 256 KiB write limit, reading pauses), kdns RSS rises < 20 MiB, canary OK."""
+    rss0 = rss_kib(server.pid)
+    s = connect(server.port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    payload = b"".join(framed(query_wire("canary.test.")) for _ in range(10_000))
+    s.setblocking(False)
+    sent = 0
+    t0 = time.monotonic()
+    closed_at = None
+    peak = rss0
+    while time.monotonic() - t0 < 15:
+        if sent < len(payload):
+            try:
+                sent += s.send(payload[sent:sent + 65536])
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                closed_at = time.monotonic() - t0
+                break
+        peak = max(peak, rss_kib(server.pid))
+        if sent >= len(payload) or (sent and time.monotonic() - t0 > 1):
+            # We never read: find out whether kdns has closed by its side's state.
+            if _peer_gone(server.port, s):
+                closed_at = time.monotonic() - t0
+                break
+        time.sleep(0.05)
+    s.close()
+    server.canary()
+    print(f"T5 sent {sent} bytes, closed after {closed_at}s, RSS +{(peak - rss0) / 1024:.1f} MiB")
+    assert closed_at is not None and closed_at < 10.0
+    assert peak - rss0 < 20 * 1024
+
+
+def _peer_gone(port: int, s: socket.socket) -> bool:
+    """Whether kdns's side of ``s`` is gone (no ESTABLISHED entry for our local port)."""
+    lport = s.getsockname()[1]
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            local, remote, state = parts[1], parts[2], parts[3]
+            if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == lport:
+                return state not in ("01",)  # 01 = ESTABLISHED
+    return True
+
+
+# --- T6 -------------------------------------------------------------------------------------
+
+GARBAGE = {
+    "runt": framed(b"\x12\x34\x01\x00\x00\x01"),
+    "response": framed(dns.message.make_response(dns.message.make_query("a.test.", "A"))
+                       .to_wire()),
+    "zero-length": b"\x00\x00",
+    "prefix-larger-than-data-then-eof": b"\x01\x00" + b"\x00" * 20,
+}
+
+
+@pytest.mark.parametrize("case", sorted(GARBAGE))
+def test_t6_tcp_garbage_closes(server: Server, case: str) -> None:
+    """Garbage on TCP: connection closed <= 1 s, slot freed (fds back to baseline ± 2 within
+    2 s), process alive."""
+    base = fd_count(server.pid)
+    with connect(server.port) as s:
+        s.sendall(GARBAGE[case])
+        if case.endswith("then-eof"):
+            s.shutdown(socket.SHUT_WR)
+        took = closed_after(s, 3)
+    deadline = time.monotonic() + 2
+    while fd_count(server.pid) > base + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(f"T6 {case}: closed in {took * 1000:.0f} ms")
+    assert took <= 1.0
+    assert fd_count(server.pid) <= base + 2
+    server.canary()
+    server.canary(tcp=True)
+
+
+def test_t6_half_close_during_reply_frees_slot(server: Server) -> None:
+    """A client that half-closes right after a slow query still gets its answer, then the
+    connection is closed and the slot freed."""
+    base = fd_count(server.pid)
+    with connect(server.port) as s:
+        s.sendall(framed(query_wire("delay-300.example.")))
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(3)
+        reply = read_frame(s)
+        assert dns.message.from_wire(reply).rcode() == dns.rcode.NOERROR
+        assert closed_after(s, 2) < 1.0
+    deadline = time.monotonic() + 2
+    while fd_count(server.pid) > base + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fd_count(server.pid) <= base + 2
+
+
+# --- T7 -------------------------------------------------------------------------------------
+
+FLOOD_SECONDS = 10.0  # the plan says 60 s; 10 s shows the plateau on this machine
+
+
+@dataclass
+class Flood:
+    sent: int
+    answers: dict[int, int]
+    rss_before: int
+    rss_peak: int
+    recovered: float | None  # seconds until the canary's p99 < 5 ms again
+
+
+@pytest.fixture(scope="module")
+def flood(server: Server) -> Flood:
+    """Unique random names (all misses) toward a 200 ms upstream, at the maximum rate two
+    sender threads reach, for FLOOD_SECONDS; then the canary is probed for up to 12 s."""
+    rss0 = rss_kib(server.pid)
+    stop = threading.Event()
+    sent = [0]
+    answers: dict[int, int] = {}
+
+    def send(n: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setblocking(False)
+            rnd = random.Random(n)
+            while not stop.is_set():
+                for _ in range(200):
+                    name = f"delay-200.r{rnd.getrandbits(48):x}.flood.example."
+                    try:
+                        s.sendto(query_wire(name), ("127.0.0.1", server.port))
+                        sent[0] += 1
+                    except BlockingIOError:
+                        break
+                while True:
+                    try:
+                        data = s.recv(4096)
+                    except BlockingIOError:
+                        break
+                    rc = data[3] & 0xF
+                    answers[rc] = answers.get(rc, 0) + 1
+                time.sleep(0.001)
+
+    samples: list[int] = []
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < FLOOD_SECONDS:
+        samples.append(rss_kib(server.pid))
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert server.k.proc.poll() is None, server.k.output
+    recovered = None
+    t1 = time.monotonic()
+    while time.monotonic() - t1 < 12:
+        res = udp_probe(server.port, ["canary.test."], qps=100, duration=0.5, timeout=0.5)
+        samples.append(rss_kib(server.pid))
+        if res.failures == 0 and res.p(0.99) < 0.005:
+            recovered = time.monotonic() - t1
+            break
+    f = Flood(sent[0], answers, rss0, max(samples), recovered)
+    print(f"T7 sent {f.sent} in {FLOOD_SECONDS}s, replies by rcode {answers}, "
+          f"RSS +{(f.rss_peak - rss0) / 1024:.1f} MiB, canary p99 < 5 ms after {recovered} s")
+    return f
+
+
+def test_t7_udp_flood_memory_bounded(server: Server, flood: Flood) -> None:
+    """In-flight work is bounded: RSS <= baseline + 64 MiB at every sample, no crash, the
+    overload is answered REFUSED (forward's max_concurrent) or shed, never queued unbounded."""
+    assert flood.rss_peak - flood.rss_before < 64 * 1024
+    assert flood.answers.get(dns.rcode.REFUSED, 0) > 0
+    assert sum(flood.answers.values()) < flood.sent  # some were shed, none crashed kdns
+    server.canary()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "kdns reads its UDP socket in arrival order and the kernel queue (4 MiB SO_RCVBUF, doubled "
+    "by the kernel) holds ~10,000 flood datagrams that drain at the slow-path rate (~1,200/s "
+    "here), so the canary waits ~9 s after the flood. Needs arrival-time shedding (recvmsg "
+    "with SO_TIMESTAMP, like Unbound's sock-queue-timeout) in kdns/server/udp.py."))
+def test_t7_canary_recovers_within_5s(flood: Flood) -> None:
+    assert flood.recovered is not None and flood.recovered <= 5.0
