@@ -90,6 +90,16 @@ class _Histogram:
         self.counts[bisect_left(self.bounds, v)] += 1
         self.total += v
 
+    def observe_many(self, v: float, n: int) -> None:
+        self.counts[bisect_left(self.bounds, v)] += n
+        self.total += v * n
+
+    def copy(self) -> _Histogram:
+        h = _Histogram(self.bounds)
+        h.counts = list(self.counts)
+        h.total = self.total
+        return h
+
     def buckets(self) -> list[tuple[str, float]]:
         out, acc = [], 0
         for bound, n in zip(self.bounds, self.counts, strict=False):
@@ -101,6 +111,25 @@ class _Histogram:
 
 def _fmt(v: float) -> str:
     return repr(float(v))
+
+
+class FastSlot:
+    """Replays of fast-path answers that share every label and both sizes (kdns/wire/fastpath):
+    a replay adds 1 to ``n[family]`` and observes its duration; the rest is added at scrape."""
+
+    __slots__ = ("do", "duration", "key", "n", "req_size", "resp_size")
+
+    def __init__(self, key: tuple[str, str, str, str, str, str], req_size: int, resp_size: int,
+                 do: bool, duration: _Histogram) -> None:
+        self.key = key  # server, zone, proto, type, rcode, plugin
+        self.req_size = req_size
+        self.resp_size = resp_size
+        self.do = do
+        self.duration = duration  # the (server, zone) histogram itself
+        self.n = [0, 0, 0]  # by family: index 1 = IPv4, 2 = IPv6
+
+
+MAX_FAST_SLOTS: Final = 20_000
 
 
 class ServerStats:
@@ -115,6 +144,57 @@ class ServerStats:
         self.resp_sizes: dict[tuple[str, str, str], _Histogram] = {}
         self.panics = 0
         self.plugins_enabled: set[tuple[str, str, str]] = set()
+        self.fast_slots: dict[tuple[object, ...], FastSlot] = {}
+
+    def fast_slot(self, server: str, zone: str, proto: str, qtype: str, rcode: str,
+                  plugin: str, req_size: int, resp_size: int, do: bool) -> FastSlot | None:
+        """The shared slot for replays with these labels and sizes (None past the cap: the
+        answer is then not replayed, so nothing goes uncounted)."""
+        key = (server, zone, proto, qtype, rcode, plugin, req_size, resp_size, do)
+        slot = self.fast_slots.get(key)
+        if slot is None:
+            if len(self.fast_slots) >= MAX_FAST_SLOTS:
+                return None
+            k2 = (server, zone)
+            h = self.durations.get(k2)
+            if h is None:
+                h = self.durations[k2] = _Histogram(TIME_BUCKETS)
+            slot = self.fast_slots[key] = FastSlot((server, zone, proto, qtype, rcode, plugin),
+                                                   req_size, resp_size, do, h)
+        return slot
+
+    def merged(self) -> ServerStats:
+        """A copy with every fast-path replay added in (what a scrape shows)."""
+        out = ServerStats()
+        out.requests = dict(self.requests)
+        out.responses = dict(self.responses)
+        out.do_requests = dict(self.do_requests)
+        out.durations = self.durations  # replays observe their durations directly
+        out.req_sizes = {k: h.copy() for k, h in self.req_sizes.items()}
+        out.resp_sizes = {k: h.copy() for k, h in self.resp_sizes.items()}
+        out.panics = self.panics
+        out.plugins_enabled = self.plugins_enabled
+        for slot in list(self.fast_slots.values()):
+            total = slot.n[1] + slot.n[2]
+            if not total:
+                continue
+            server, zone, proto, qtype, rcode, plugin = slot.key
+            for fam in (1, 2):
+                if slot.n[fam]:
+                    k5 = (server, zone, proto, str(fam), qtype)
+                    out.requests[k5] = out.requests.get(k5, 0) + slot.n[fam]
+            k4 = (server, zone, rcode, plugin)
+            out.responses[k4] = out.responses.get(k4, 0) + total
+            if slot.do:
+                k2 = (server, zone)
+                out.do_requests[k2] = out.do_requests.get(k2, 0) + total
+            k3 = (server, zone, proto)
+            if k3 not in out.req_sizes:
+                out.req_sizes[k3] = _Histogram(SIZE_BUCKETS)
+                out.resp_sizes[k3] = _Histogram(SIZE_BUCKETS)
+            out.req_sizes[k3].observe_many(slot.req_size, total)
+            out.resp_sizes[k3].observe_many(slot.resp_size, total)
+        return out
 
     def record(self, server: str, zone: str, proto: str, family: str, qtype: str, rcode: str,
                plugin: str, req_size: int, resp_size: int, duration: float, do: bool) -> None:
@@ -147,7 +227,7 @@ class ServerStatsCollector(Collector):
         return list(self._collect())
 
     def _collect(self) -> Iterator[Metric]:
-        s = self.stats
+        s = self.stats.merged()
         build = GaugeMetricFamily("coredns_build_info", "A metric with a constant '1' value "
                                   "labeled by version, revision, and goversion from which "
                                   "CoreDNS was built.", labels=["version", "revision", "goversion"])
@@ -210,6 +290,26 @@ def register_server_stats() -> None:
 
 
 _exposition: Callable[[], bytes] | None = None
+_scrape_hooks: list[Callable[[], None]] = []
+
+
+def on_scrape(fn: Callable[[], None]) -> None:
+    """Run ``fn`` before every rendering of the registry (plugins add their fast-path replay
+    tallies to their prometheus_client counters there)."""
+    if fn not in _scrape_hooks:
+        _scrape_hooks.append(fn)
+
+
+def remove_scrape_hook(fn: Callable[[], None]) -> None:
+    if fn in _scrape_hooks:
+        _scrape_hooks.remove(fn)
+
+
+def registry_text() -> bytes:
+    """This process's registry as exposition text, replay tallies included."""
+    for fn in list(_scrape_hooks):
+        fn()
+    return prometheus_client.generate_latest(prometheus_client.REGISTRY)
 
 
 def set_exposition(fn: Callable[[], bytes] | None) -> None:
@@ -222,4 +322,4 @@ def exposition() -> bytes:
     """The text the prometheus plugin serves on /metrics."""
     if _exposition is not None:
         return _exposition()
-    return prometheus_client.generate_latest(prometheus_client.REGISTRY)
+    return registry_text()

@@ -23,7 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from kdns.wire.fastpath import Version
+from kdns.wire.fastpath import Tally, Version
 
 if TYPE_CHECKING:
     from kdns.corefile.dispenser import Dispenser
@@ -36,9 +36,9 @@ class Request:
     """One query as the chain sees it: the parsed message plus where it came from."""
 
     __slots__ = (
-        "answered_by", "cd", "client", "do", "edns", "local", "memo_deps", "memo_rotate",
-        "memo_until", "msg", "no_memo", "on_reply", "proto", "qclass", "qname", "qtype", "server",
-        "size", "udp_size", "zone",
+        "answered_by", "cd", "client", "do", "edns", "local", "memo_countdown", "memo_deps",
+        "memo_rotate", "memo_tallies", "memo_until", "msg", "no_memo", "on_reply", "proto",
+        "qclass", "qname", "qtype", "server", "size", "udp_size", "zone",
     )
 
     def __init__(
@@ -76,6 +76,8 @@ class Request:
         self.memo_deps: list[tuple[Version, int]] | None = None
         self.memo_until = math.inf
         self.memo_rotate = False
+        self.memo_countdown: tuple[float, int] | None = None
+        self.memo_tallies: tuple[Tally, ...] = ()
         self.no_memo = False
 
     def reusable(self, *versions: Version, until: float = math.inf) -> None:
@@ -85,6 +87,33 @@ class Request:
         deps += [(v, v.n) for v in versions]
         self.memo_deps = deps
         self.memo_until = min(self.memo_until, until)
+
+    def ttl_counts_down(self, since: float, ttl: int) -> None:
+        """Every TTL in this answer is ``ttl - floor(now - since)`` at monotonic time ``now``
+        (a cache hit): replay patches the TTLs instead of serving them frozen."""
+        self.memo_countdown = (since, ttl)
+
+    def count_replays(self, *tallies: Tally) -> None:
+        """Each replay of this answer adds 1 to ``tallies`` (the plugin's metrics for a query it
+        did not see, e.g. cache hits; the plugin adds them in at scrape time)."""
+        self.memo_tallies += tallies
+
+    def reuse_mark(self) -> tuple[object, ...]:
+        """What has been declared about reuse so far (see ``reuse_reset``)."""
+        return (self.memo_deps, self.memo_until, self.memo_rotate, self.memo_countdown,
+                self.memo_tallies, self.no_memo)
+
+    def reuse_reset(self, mark: tuple[object, ...]) -> None:
+        """Forget what later plugins declared after ``reuse_mark``: for a plugin that answers
+        the next identical query itself (cache), so their opt-ins and opt-outs no longer
+        apply; what the plugins before it declared is kept."""
+        deps, until, rotate, countdown, tallies, no_memo = mark
+        self.memo_deps = list(deps) if isinstance(deps, list) else None
+        self.memo_until = float(until)  # type: ignore[arg-type]
+        self.memo_rotate = bool(rotate)
+        self.memo_countdown = countdown  # type: ignore[assignment]
+        self.memo_tallies = tallies  # type: ignore[assignment]
+        self.no_memo = bool(no_memo)
 
     def not_reusable(self) -> None:
         """This answer (or this query's side effects, e.g. a log line) must not be replayed."""

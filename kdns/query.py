@@ -12,6 +12,7 @@ import logging
 import struct
 import time
 import traceback
+from time import monotonic
 
 import dns.edns
 import dns.exception
@@ -25,9 +26,9 @@ import dns.rrset
 
 from kdns.chain import Listener
 from kdns.errors import KdnsError, PluginError
-from kdns.metrics import STATS, ServerStats, rcode_label, type_label
+from kdns.metrics import STATS, FastSlot, ServerStats, rcode_label, type_label
 from kdns.plugin import DEFAULT_EDNS_PAYLOAD, Request
-from kdns.wire.fastpath import Entry, Memo
+from kdns.wire.fastpath import Entry, Memo, countdown_deadline
 from kdns.wire.render import render
 
 log = logging.getLogger("kdns.core")
@@ -59,18 +60,20 @@ class QueryProcessor:
             memo.clear()
 
     def fast(self, wire: bytes, client: tuple[str, int], proto: str) -> bytes | None:
-        """The reply from the fast path, or None to take the slow path (``process``)."""
-        start = time.monotonic()
+        """The reply from the fast path, or None to take the slow path (``process``).
+
+        ``client`` is the address as the socket reports it (IPv4 clients of a dual-stack socket
+        appear as ::ffff:a.b.c.d)."""
+        start = monotonic()
         hit = self.memos[proto].lookup(wire, start)
         if hit is None:
             return None
         out, e = hit
-        do = len(wire) > 12 and wire[-11] == 0 and (wire[-4] & 0x80) != 0 and wire[11] == 1
-        host = client[0]  # raw from UDP: IPv4 clients appear as ::ffff:a.b.c.d on a dual socket
-        family = "2" if ":" in host and not host.startswith("::ffff:") else "1"
-        self.stats.record(self.server, e.zone, proto, family,
-                          type_label(e.qtype), rcode_label(e.rcode), e.plugin, len(wire),
-                          len(out), time.monotonic() - start, do)
+        slot = e.slot
+        assert isinstance(slot, FastSlot)
+        host = client[0]
+        slot.n[2 if ":" in host and not host.startswith("::ffff:") else 1] += 1
+        slot.duration.observe(monotonic() - start)
         return out
 
     async def process(self, wire: bytes, client: tuple[str, int], proto: str,
@@ -112,9 +115,12 @@ class QueryProcessor:
         except PluginError as e:
             resp = req.reply(e.rcode)
             req.answered_by = ""
+            req.no_memo = True  # an error is never replayed, whatever was declared before it
         except KdnsError:
             resp = req.reply(dns.rcode.SERVFAIL)
+            req.no_memo = True
         except Exception as e:  # a plugin bug answers SERVFAIL for this query only
+            req.no_memo = True
             self.stats.panics += 1
             log.error("Recovered from panic in server: %r %s", e,
                       traceback.format_exc(limit=-3).replace("\n", " | "))
@@ -146,8 +152,21 @@ class QueryProcessor:
             if rotate is None:
                 return
         assert req.memo_deps is not None
-        entry = Entry(b"", b"", tuple(req.memo_deps), req.memo_until, rotate, zone=req.zone,
-                      rcode=rcode, plugin=req.answered_by, qtype=req.qtype)
+        until = req.memo_until
+        ttl_orig, ttl_since = -1, 0.0
+        if req.memo_countdown is not None:
+            ttl_since, ttl_orig = req.memo_countdown
+            until = min(until, countdown_deadline(ttl_since, ttl_orig))
+        if until <= monotonic():
+            return
+        slot = self.stats.fast_slot(self.server, req.zone, req.proto, type_label(req.qtype),
+                                    rcode_label(rcode), req.answered_by, req.size, len(out),
+                                    req.do)
+        if slot is None:
+            return
+        entry = Entry(b"", b"", tuple(req.memo_deps), until, rotate, zone=req.zone,
+                      rcode=rcode, plugin=req.answered_by, qtype=req.qtype, ttl_orig=ttl_orig,
+                      ttl_since=ttl_since, tallies=req.memo_tallies, slot=slot)
         self.memos[req.proto].store(wire, out, entry)
 
     def _other_classes(self) -> bool:

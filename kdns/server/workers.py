@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
 
 from kdns import metrics
@@ -131,7 +130,7 @@ class Supervisor:
             w.metrics_text = str(msg[1])
 
     def exposition(self) -> bytes:
-        own = prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
+        own = metrics.registry_text().decode()
         return merge_expositions([own, *(w.metrics_text for w in self.workers)]).encode()
 
 
@@ -222,7 +221,7 @@ async def _report(server: Server, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             names = server.not_ready() if server.config is not None else ["starting"]
             writer.write(relay.encode(("status", names)))
-            text = prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
+            text = metrics.registry_text().decode()
             writer.write(relay.encode(("metrics", text)))
         await asyncio.sleep(REPORT_INTERVAL)
 

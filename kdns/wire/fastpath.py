@@ -1,24 +1,33 @@
 """The wire fast path: answer a repeated query from stored reply bytes, no message objects.
 
-Rule 1: never builds dnspython objects on a hit; a hit is a dict lookup, a validity check and
-three concatenations. Rule 2: anything unusual returns None, meaning "take the slow path".
-Rule 3: an entry is stored only when the plugin chain said the answer may be reused, and it
-records what it depends on (Version counters that plugins bump when their data changes) and a
-deadline (cache TTLs count down), so a hit is byte-identical to what the chain would build now.
+Rule 1: never builds dnspython objects on a hit; a hit is one ``bytes.lower()``, a dict lookup,
+a validity check and a few concatenations. Rule 2: anything unusual returns None, meaning "take
+the slow path". Rule 3: an entry is stored only when the plugin chain said the answer may be
+reused, and it records what it depends on (Version counters that plugins bump when their data
+changes), a deadline, and how its TTLs count down (cache), so a hit is byte-identical to what
+the chain would build at that moment.
 
-Key: the query without its ID, with the question name lower-cased (0x20 clients share entries);
-flags and the OPT record are part of the key, so RD/CD/DO/payload variants never mix. The reply
-is sent as: query ID + stored header + the query's own question bytes + stored tail. Owner names
-in the tail are compression pointers into the question, so they echo the client's case.
+Key: the query without its ID, lower-cased as a whole (``wire[2:].lower()``, 0x20 clients share
+entries). Lower-casing more than the name is exact because an entry is only stored when every
+byte outside the name (header, type, class, OPT) is no ASCII letter: a query that lower-cases
+to such a key then has the same header, type, class and OPT bytes and the same label lengths
+(length octets are < 0x41), so it differs from the stored one only in the case of its name.
+Flags and the OPT record are part of the key, so RD/CD/DO/payload variants never mix. The reply
+is sent as: query ID + stored header + the query's own question bytes + stored tail. Owner
+names in the tail are compression pointers into the question, so they echo the client's case.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 from typing import Final
 
 MAX_ENTRIES: Final = 100_000
 _QUERY_FLAGS_MASK: Final = 0xF8  # QR + opcode in byte 2
+_TYPE_OPT: Final = 41
+_TTL: Final = struct.Struct("!I")
 
 
 class Version:
@@ -33,10 +42,21 @@ class Version:
         self.n += 1
 
 
+class Tally:
+    """A plain-int count of replays of answers a plugin declared (e.g. cache hits), which the
+    plugin adds to its own metrics at scrape time: ``n += 1`` costs ~0.03 µs, a labelled
+    prometheus_client ``inc()`` ~0.5-1.5 µs."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 @dataclass(slots=True)
 class Entry:
     header: bytes  # reply bytes 2..12 (flags and counts)
-    tail: bytes  # everything after the question
+    tail: bytes  # everything after the question, TTLs as of ``ttl_now``
     deps: tuple[tuple[Version, int], ...]
     until: float  # monotonic deadline; inf when only versions matter
     rotate: tuple[int, int, int] | None = None  # (offset in tail, rr length, count)
@@ -45,6 +65,14 @@ class Entry:
     rcode: int = 0
     plugin: str = ""
     qtype: int = 0
+    qend: int = 0  # offset just past the question (the same for every query of this key)
+    # TTL countdown (cache): every TTL in the reply is ttl_orig - floor(now - ttl_since).
+    ttl_orig: int = -1  # -1: the bytes are static
+    ttl_since: float = 0.0
+    ttl_now: int = -1
+    ttl_offsets: tuple[int, ...] = ()  # TTL fields in ``tail``
+    tallies: tuple[Tally, ...] = ()
+    slot: object = None  # the server's metrics slot for this entry (kdns.metrics.FastSlot)
 
 
 def question_end(wire: bytes) -> int:
@@ -79,8 +107,48 @@ def question_end(wire: bytes) -> int:
     return end
 
 
-def memo_key(wire: bytes, qend: int) -> bytes:
-    return wire[2:12] + wire[12:qend].lower() + wire[qend:]
+def memo_key(wire: bytes, qend: int) -> bytes | None:
+    """The memo key of a plain query, or None when bytes outside its name contain ASCII
+    letters (lower-casing the whole query would then not be exact; see the module doc)."""
+    outside = wire[2:12] + wire[qend - 4:]
+    if outside.lower() != outside or outside.upper() != outside:
+        return None
+    return wire[2:].lower()
+
+
+def ttl_offsets(reply: bytes, qend: int) -> tuple[int, ...] | None:
+    """Offsets (from ``qend``) of the TTL field of every non-OPT record after the question of
+    ``reply``; None if the records do not walk cleanly to the end of the bytes."""
+    try:
+        an, ns, ar = struct.unpack_from("!HHH", reply, 6)
+        pos, out = qend, []
+        for _ in range(an + ns + ar):
+            while True:  # skip the owner name
+                length = reply[pos]
+                if length == 0:
+                    pos += 1
+                    break
+                if length & 0xC0 == 0xC0:
+                    pos += 2
+                    break
+                if length & 0xC0:
+                    return None
+                pos += 1 + length
+            rtype, _cls, _ttl, rdlen = struct.unpack_from("!HHIH", reply, pos)
+            if rtype != _TYPE_OPT:
+                out.append(pos + 4 - qend)
+            pos += 10 + rdlen
+    except (IndexError, struct.error):
+        return None
+    return tuple(out) if pos == len(reply) else None
+
+
+def patch_ttls(tail: bytes, offsets: tuple[int, ...], ttl: int) -> bytes:
+    buf = bytearray(tail)
+    packed = _TTL.pack(ttl)
+    for off in offsets:
+        buf[off:off + 4] = packed
+    return bytes(buf)
 
 
 class Memo:
@@ -94,10 +162,8 @@ class Memo:
         self.hits = 0
 
     def lookup(self, wire: bytes, now: float) -> tuple[bytes, Entry] | None:
-        qend = question_end(wire)
-        if not qend:
-            return None
-        key = memo_key(wire, qend)
+        """The reply to ``wire`` from a valid entry (counting the replay), or None."""
+        key = wire[2:].lower()
         e = self.entries.get(key)
         if e is None:
             return None
@@ -108,26 +174,56 @@ class Memo:
             if version.n != n:
                 del self.entries[key]
                 return None
+        if e.ttl_orig >= 0:
+            ttl = e.ttl_orig - int(now - e.ttl_since)
+            if ttl != e.ttl_now:  # at most once per second per entry
+                e.tail = patch_ttls(e.tail, e.ttl_offsets, ttl)
+                e.ttl_now = ttl
         tail = e.tail
         if e.rotate is not None:
             tail = _rotated(tail, e.rotate, e.turn)
             e.turn += 1
+        for t in e.tallies:
+            t.n += 1
         self.hits += 1
-        return wire[:2] + e.header + wire[12:qend] + tail, e
+        return wire[:2] + e.header + wire[12:e.qend] + tail, e
 
-    def store(self, wire: bytes, reply: bytes, entry: Entry) -> None:
+    def store(self, wire: bytes, reply: bytes, entry: Entry) -> bool:
+        """Remember ``reply`` for queries like ``wire``; False when it cannot be replayed."""
         qend = question_end(wire)
         if not qend or len(reply) < qend or reply[12:qend].lower() != wire[12:qend].lower():
-            return
+            return False
+        key = memo_key(wire, qend)
+        if key is None:
+            return False
+        if entry.ttl_orig >= 0:
+            offsets = ttl_offsets(reply, qend)
+            if offsets is None:
+                return False
+            ttls = {reply[qend + o:qend + o + 4] for o in offsets}
+            if len(ttls) > 1:  # a countdown reply carries one TTL everywhere
+                return False
+            entry.ttl_offsets = offsets
+            entry.ttl_now = _TTL.unpack(ttls.pop())[0] if ttls else -1
+            if not offsets:
+                entry.ttl_orig = -1  # nothing counts down: static bytes
         if len(self.entries) >= self.max_entries:
             # A random-name flood must not grow memory: start over rather than evict one by one.
             self.entries.clear()
         entry.header = reply[2:12]
         entry.tail = reply[qend:]
-        self.entries[memo_key(wire, qend)] = entry
+        entry.qend = qend
+        self.entries[key] = entry
+        return True
 
     def clear(self) -> None:
         self.entries.clear()
+
+
+def countdown_deadline(since: float, ttl: int) -> float:
+    """The last moment a reply whose TTLs count down from ``ttl`` at ``since`` may be replayed
+    (its TTL would reach 0 there; a hair early against float rounding)."""
+    return since + ttl - 1e-6 if ttl > 0 else -math.inf
 
 
 def _rotated(tail: bytes, rotate: tuple[int, int, int], turn: int) -> bytes:
