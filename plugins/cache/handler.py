@@ -14,8 +14,9 @@ Rules:
 6. Wire fast path (kdns/wire/fastpath.py): a fresh hit is declared reusable while its entry
    stays in the store and its TTL is above 0, with TTLs counting down from the entry's; each
    replay counts as a cache request and hit (plain-int Tallies added to the counters at scrape
-   time). Misses, stale answers and prefetch-enabled caches (every hit counts toward a
-   prefetch) are not replayed.
+   time). The reply to a miss that was stored is declared the same way (it is what the next
+   hit returns) unless the upstream reply lacked AA (a hit sets it). Stale answers and
+   prefetch-enabled caches (every hit counts toward a prefetch) are not replayed.
 """
 
 from __future__ import annotations
@@ -77,9 +78,17 @@ class Cache(Plugin):
         entry = self._pick(key, now)
         if entry is None:
             self.metrics.misses.inc()
-            req.not_reusable()  # a replay would count no miss and freeze the TTLs
+            # The next identical query is a hit answered here, whatever the plugins after
+            # this one declared about reuse: replaying this reply means replaying that hit.
+            mark = req.reuse_mark()
             msg = await self.next.serve(req)
-            return self._after_fetch(req, key, msg)
+            reply, stored = self._after_fetch(req, key, msg)
+            req.reuse_reset(mark)
+            if stored is None or not msg.flags & dns.flags.AA:
+                req.not_reusable()  # not stored, or a hit would differ (AA)
+            else:
+                self._declare_reuse(req, stored)
+            return reply
         self.metrics.hits[entry.kind].inc()
         ttl = entry.ttl(now)
         if ttl <= 0:
@@ -144,14 +153,14 @@ class Cache(Plugin):
         r.answer, r.authority, r.additional = entry.sections(ttl)
         return r
 
-    def _after_fetch(self, req: Request, key: bytes,
-                     msg: dns.message.Message) -> dns.message.Message:
+    def _after_fetch(self, req: Request, key: bytes, msg: dns.message.Message
+                     ) -> tuple[dns.message.Message, Entry | None]:
         entry = self._store(req, key, msg, self.clock())
         if entry is None:
-            return msg
+            return msg, None
         entry.prime_sections(entry.orig_ttl, msg)
         # CoreDNS applies the capped TTL to the reply it stores, too (no 1799 -> 8 jumps).
-        return self._reply(req, entry, entry.orig_ttl, aa=bool(msg.flags & dns.flags.AA))
+        return self._reply(req, entry, entry.orig_ttl, aa=bool(msg.flags & dns.flags.AA)), entry
 
     def _store(self, req: Request, key: bytes, msg: dns.message.Message,
                now: float) -> Entry | None:
