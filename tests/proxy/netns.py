@@ -40,6 +40,16 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return res
 
 
+def stop_process(proc: subprocess.Popen[str], grace: float = 10.0) -> int:
+    """SIGTERM, wait, then SIGKILL if needed: nothing a test started outlives it."""
+    proc.terminate()
+    try:
+        return proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 class Topology:
     def __init__(self) -> None:
         self.prefix = f"kpx{os.getpid()}{secrets.token_hex(2)}"
@@ -151,8 +161,7 @@ class Topology:
 
     def destroy(self) -> None:
         for proc in self.servers:
-            proc.kill()
-            proc.wait()
+            stop_process(proc, grace=0)
         for name in reversed(self.created):
             sh("ip", "netns", "del", name, check=False)
         self.created.clear()

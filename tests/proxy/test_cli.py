@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.fakeapi import objects as o
-from tests.proxy.netns import REPO, FakeApiInNode, Topology, pod_v4, sh
+from tests.proxy.netns import REPO, FakeApiInNode, Topology, pod_v4, sh, stop_process
 
 CIP = "10.96.0.10"
 
@@ -61,9 +61,7 @@ def web_slice(*pods: str) -> dict[str, Any]:
 def api(topo: Topology) -> Iterator[FakeApiInNode]:
     fake = topo.start_fake_api()
     yield fake
-    proc = topo.servers.pop()
-    proc.terminate()
-    proc.wait(10)
+    stop_process(topo.servers.pop())
 
 
 @pytest.fixture
@@ -148,6 +146,17 @@ def start_daemon(
     return proc, ports
 
 
+def stop(proc: subprocess.Popen[str]) -> int | None:
+    """SIGTERM, then the exit code; None (and a kill, so nothing leaks) if it hangs."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
 @pytest.mark.root
 def test_daemon_follows_api_changes(topo: Topology, api: FakeApiInNode, table: str) -> None:
     api.call("put_many", objs=[web_service(), web_slice("a", "b")])
@@ -180,8 +189,7 @@ def test_daemon_follows_api_changes(topo: Topology, api: FakeApiInNode, table: s
         assert rules and float(rules.group(1)) > 10
         assert "kubeproxy_sync_full_proxy_rules_duration_seconds_count 1.0" in metrics
     finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(10)
+        rc = stop(proc)
     assert rc == 0
     assert has_table(topo, table)  # rules outlive the process (restarts keep traffic flowing)
 
@@ -244,5 +252,4 @@ def test_health_check_node_port(topo: Topology, api: FakeApiInNode, table: str) 
         api.call("delete", kind="Service", namespace="default", name="web")
         wait_for(lambda: topo.http("ext", url)[0] == 0, 10, "the listener to close")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+        assert stop(proc) == 0

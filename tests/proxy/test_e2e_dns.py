@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.fakeapi import objects as o
-from tests.proxy.netns import REPO, FakeApiInNode, Topology, pod_v4, pod_v6, sh
+from tests.proxy.netns import REPO, FakeApiInNode, Topology, pod_v4, pod_v6, sh, stop_process
 
 pytestmark = pytest.mark.root
 DNS_IP, DNS_IP6 = "10.96.0.53", "fd00:96::53"
@@ -110,9 +110,7 @@ def cluster(topo: Topology, tmp_path: Path) -> Iterator[tuple[Topology, FakeApiI
             print(f"--- {name} (shown by pytest when the test fails)\n{p.stdout.read()}")
         for family in ("ip", "ip6"):
             sh(*topo.exec_prefix(), "nft", "delete", "table", family, table, check=False)
-        server = topo.servers.pop()
-        server.terminate()
-        server.wait(10)
+        stop_process(topo.servers.pop())
         sh(*topo.exec_prefix(), "conntrack", "-F", check=False)
 
 
