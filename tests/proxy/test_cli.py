@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
 import secrets
 import signal
@@ -253,3 +254,24 @@ def test_health_check_node_port(topo: Topology, api: FakeApiInNode, table: str) 
         wait_for(lambda: topo.http("ext", url)[0] == 0, 10, "the listener to close")
     finally:
         assert stop(proc) == 0
+
+
+@pytest.mark.root
+def test_kubeconfig_source(
+    topo: Topology, api: FakeApiInNode, table: str, tmp_path: pathlib.Path
+) -> None:
+    api.call("put_many", objs=[web_service(), web_slice("a")])
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+        f"clusters:\n- name: fake\n  cluster:\n    server: {api.url}\n"
+        "users:\n- name: me\n  user:\n    token: not-checked\n"
+        "contexts:\n- name: test\n  context:\n    cluster: fake\n    user: me\n"
+    )
+    args = [a for a in common(api, table) if a not in ("--endpoint", api.url)]
+    res = cli(*args, "--kubeconfig", str(kubeconfig), "--dry-run", prefix=topo.exec_prefix())
+    assert res.returncode == 0, res.stderr
+    assert "dnat to 10.244.1.10:8080" in res.stdout
+    res = cli(*args, "--kubeconfig", str(kubeconfig), "--context", "nope", "--dry-run",
+              prefix=topo.exec_prefix())
+    assert res.returncode == 2 and "nope" in res.stderr, res.stderr
