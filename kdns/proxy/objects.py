@@ -8,14 +8,16 @@ raise ``BadObject`` for malformed ones, so one bad object is skipped with a clea
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from kdns.proxy.model import DEFAULT_AFFINITY_TIMEOUT, PROTOCOLS, Endpoint, ServicePort
 
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
+T = TypeVar("T")
 
 
 class BadObject(ValueError):
@@ -106,6 +108,22 @@ def _meta(obj: Mapping[str, Any]) -> tuple[str, str]:
     return namespace, name
 
 
+def _shape_errors_are_bad_objects(fn: Callable[[Mapping[str, Any]], T]) -> Callable[
+    [Mapping[str, Any]], T
+]:
+    """A field of the wrong JSON type (a list where a dict belongs...) becomes BadObject."""
+
+    @functools.wraps(fn)
+    def wrapper(obj: Mapping[str, Any]) -> T:
+        try:
+            return fn(obj)
+        except (AttributeError, TypeError, KeyError) as e:
+            raise BadObject(f"unexpected object shape: {type(e).__name__}: {e}") from None
+
+    return wrapper
+
+
+@_shape_errors_are_bad_objects
 def reduce_service(obj: Mapping[str, Any]) -> Service | None:
     """A Service the proxy programs, or None for ExternalName and headless services."""
     namespace, name = _meta(obj)
@@ -157,6 +175,7 @@ def _condition(conditions: Mapping[str, Any], name: str, default: bool) -> bool:
     return default if value is None else bool(value)
 
 
+@_shape_errors_are_bad_objects
 def reduce_endpoint_slice(obj: Mapping[str, Any]) -> EndpointSlice | None:
     """An EndpointSlice of a Service, or None for FQDN slices and slices without a Service."""
     namespace, name = _meta(obj)

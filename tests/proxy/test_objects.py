@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kdns.proxy.model import Endpoint
 from kdns.proxy.objects import BadObject, join, reduce_endpoint_slice, reduce_service
@@ -98,3 +100,52 @@ def test_join_resolves_named_target_ports_and_dedupes() -> None:
     assert [(e.ip, e.port, e.ready) for e in http.endpoints] == [
         ("10.244.1.10", 8080, True), ("10.244.1.11", 8080, True)]
     assert not http.external_local  # eTP applies only to externally reachable services
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 70000) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=12,
+)
+
+
+def _mutations() -> st.SearchStrategy[tuple[str, Any]]:
+    paths = st.sampled_from(["spec", "spec.ports", "spec.ports.0", "spec.ports.0.port",
+                             "spec.clusterIPs", "spec.externalIPs", "status.loadBalancer",
+                             "spec.sessionAffinityConfig", "metadata", "endpoints",
+                             "endpoints.0", "endpoints.0.addresses", "endpoints.0.conditions",
+                             "ports", "ports.0", "metadata.labels", "addressType"])
+    return st.tuples(paths, json_values)
+
+
+def _set(obj: Any, path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        obj = obj[int(part)] if isinstance(obj, list) else obj.setdefault(part, {})
+        if not isinstance(obj, dict | list):
+            return
+    if isinstance(obj, list):
+        if obj:
+            obj[int(last) if last.isdigit() else 0] = value
+    elif isinstance(obj, dict):
+        obj[last] = value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_mutations(), min_size=1, max_size=3))
+def test_reducers_never_crash_on_corrupt_objects(mutations: list[tuple[str, Any]]) -> None:
+    service = svc(externalIPs=["192.0.2.1"])
+    slice_ = o.endpointslice("default", "web-1", "web", [o.endpoint("10.244.1.10")])
+    for path, value in mutations:
+        for obj in (service, slice_):
+            try:
+                _set(obj, path, value)
+            except (IndexError, ValueError, TypeError):
+                pass
+    for reduce in (reduce_service, reduce_endpoint_slice):
+        for obj in (service, slice_):
+            try:
+                reduce(obj)
+            except BadObject:
+                pass
