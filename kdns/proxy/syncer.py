@@ -112,6 +112,9 @@ class Syncer:
             self._need_full = False
             self._last_full = start
             metrics.FULL_SYNC_DURATION.observe(elapsed)
+            rules = sum(rs.rule_count for rs in self._applied.values())
+            log.info("full sync of %d service ports: %d rules in %s table %s, %.0f ms",
+                     len(ports), rules, "+".join(self._families), self.cfg.table, elapsed * 1000)
         else:
             metrics.PARTIAL_SYNC_DURATION.observe(elapsed)
         metrics.SYNC_DURATION.observe(elapsed)
