@@ -7,7 +7,8 @@ import time
 import dns.rcode
 import pytest
 
-from tests.kdnsproc import KdnsProcess, free_port, run_kdns
+from tests.kdnsproc import KdnsProcess, free_port
+from tests.plugins.kdnsports import run_kdns_ports
 
 COREFILE = """\
 ok.:{port} {
@@ -45,7 +46,7 @@ CLOSED = free_port()  # nothing listens there: the upstream refuses
 
 @pytest.fixture(scope="module")
 def kdns():  # type: ignore[no-untyped-def]
-    with run_kdns(COREFILE.replace("{closed}", str(CLOSED))) as k:
+    with run_kdns_ports(COREFILE.replace("{closed}", str(CLOSED))) as (k, _):
         yield k
 
 
@@ -92,7 +93,7 @@ def test_show_first_logs_the_first_at_once(kdns: KdnsProcess) -> None:
 
 
 def test_pending_summary_is_flushed_at_shutdown() -> None:
-    with run_kdns(COREFILE.replace("{closed}", str(CLOSED))) as k:
+    with run_kdns_ports(COREFILE.replace("{closed}", str(CLOSED))) as (k, _):
         assert k.query("z.flush.", "A").rcode() == dns.rcode.SERVFAIL
         time.sleep(0.2)
         assert not [x for x in k.lines if "errors like 'no next'" in x]

@@ -4,7 +4,6 @@ DNS answering (with /health 200 and /ready 503) for the whole window after SIGTE
 from __future__ import annotations
 
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 import kdns.plugins.health.metrics
 from kdns.plugins.health.handler import Health
 from kdns.plugins.health.parse import HealthConfig
-from tests.kdnsproc import KdnsProcess, free_port, run_kdns
+from tests.kdnsproc import KdnsProcess, free_port
+from tests.plugins.kdnsports import run_kdns_ports
 
 
 def http(method: str, url: str) -> tuple[int, bytes]:
@@ -31,27 +31,11 @@ def http(method: str, url: str) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def wait_http(port: int, timeout: float = 15.0) -> None:
-    """The DNS port accepts before the side HTTP servers start: wait for the HTTP port too."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def kdns() -> Iterator[tuple[KdnsProcess, int, int]]:
-    hport, mport = free_port(), free_port()
-    corefile = (f".:{{port}} {{\n    health 127.0.0.1:{hport}\n"
-                f"    prometheus 127.0.0.1:{mport}\n    whoami\n}}\n")
-    with run_kdns(corefile) as k:
-        wait_http(hport)
-        wait_http(mport)
+    corefile = (".:{port} {\n    health 127.0.0.1:{http0}\n"
+                "    prometheus 127.0.0.1:{http1}\n    whoami\n}\n")
+    with run_kdns_ports(corefile, http=2) as (k, (hport, mport)):
         yield k, hport, mport
 
 
@@ -111,12 +95,9 @@ class _NoNext:
 
 
 def test_lameduck_keeps_serving_then_exits() -> None:
-    hport, rport = free_port(), free_port()
-    corefile = (f".:{{port}} {{\n    health 127.0.0.1:{hport} {{\n        lameduck 2s\n    }}\n"
-                f"    ready 127.0.0.1:{rport}\n    whoami\n}}\n")
-    with run_kdns(corefile) as k:
-        wait_http(rport)
-        wait_http(hport)
+    corefile = (".:{port} {\n    health 127.0.0.1:{http0} {\n        lameduck 2s\n    }\n"
+                "    ready 127.0.0.1:{http1}\n    whoami\n}\n")
+    with run_kdns_ports(corefile, http=2) as (k, (hport, rport)):
         assert http("GET", f"http://127.0.0.1:{rport}/ready") == (200, b"OK")
         start = time.monotonic()
         k.signal(signal.SIGTERM)

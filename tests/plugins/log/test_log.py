@@ -15,7 +15,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.kdnsproc import KdnsProcess, free_port, run_kdns
+from tests.kdnsproc import KdnsProcess, free_port
+from tests.plugins.kdnsports import run_kdns_ports
 
 COREFILE = """\
 .:{port} {
@@ -66,7 +67,7 @@ DURATION = r"(0|[1-9]\d*)(\.\d+)?s"
 
 @pytest.fixture(scope="module")
 def kdns():  # type: ignore[no-untyped-def]
-    with run_kdns(COREFILE) as k:
+    with run_kdns_ports(COREFILE) as (k, _):
         yield k
 
 
@@ -172,21 +173,30 @@ def test_burst_of_queries_all_logged_in_order(kdns: KdnsProcess) -> None:
     assert [x.split('"A IN ')[1].split(" ")[0] for x in logged] == names
 
 
-def test_blocked_stdout_does_not_stall_dns(tmp_path: Path) -> None:
-    """Nobody reads kdns's stdout: the pipe fills (64 KiB), yet every query is answered."""
-    port = free_port()
-    (tmp_path / "Corefile").write_text(f".:{port} {{\n    log\n    whoami\n}}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "kdns", "-conf", "Corefile", "-quiet"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
+def start_unread(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """kdns with log, its stdout a pipe nobody reads; a new port if the first one was taken."""
+    for _ in range(4):
+        port = free_port()
+        (tmp_path / "Corefile").write_text(f".:{port} {{\n    log\n    whoami\n}}\n")
+        proc = subprocess.Popen([sys.executable, "-m", "kdns", "-conf", "Corefile", "-quiet"],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
+                    return proc, port
             except OSError:
-                assert time.monotonic() < deadline, "kdns did not start"
+                assert time.monotonic() < deadline, "kdns did not start in 30 s"
                 time.sleep(0.05)
+        out = proc.communicate()[0].decode()
+        assert "already in use" in out.lower(), out
+    raise AssertionError("no free port after 4 attempts")
+
+
+def test_blocked_stdout_does_not_stall_dns(tmp_path: Path) -> None:
+    """Nobody reads kdns's stdout: the pipe fills (64 KiB), yet every query is answered."""
+    proc, port = start_unread(tmp_path)
+    try:
         n = 1500  # ~100 bytes per line: well past the pipe's capacity
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(2)

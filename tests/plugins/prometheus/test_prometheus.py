@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -12,46 +10,31 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from kdns.metrics import SIZE_BUCKETS, SLIM_TIME_BUCKETS, TIME_BUCKETS
-from tests.kdnsproc import KdnsProcess, free_port, run_kdns
+from tests.kdnsproc import KdnsProcess
+from tests.plugins.kdnsports import run_kdns_ports
 
 
 @pytest.fixture(scope="module")
 def setup() -> Iterator[tuple[KdnsProcess, int, int]]:
-    mport, mport2, hport = free_port(), free_port(), free_port()
-    corefile = f""".:{{port}} {{
-    prometheus 127.0.0.1:{mport}
-    health 127.0.0.1:{hport}
-    ready 127.0.0.1:{free_port()}
+    corefile = """.:{port} {
+    prometheus 127.0.0.1:{http0}
+    health 127.0.0.1:{http2}
+    ready 127.0.0.1:{http3}
     whoami
-}}
-example.net.:{{port}} {{
-    prometheus 127.0.0.1:{mport2}
+}
+example.net.:{port} {
+    prometheus 127.0.0.1:{http1}
     whoami
-}}
-hosts.:{{port}} {{
-    prometheus 127.0.0.1:{mport}
-    hosts {{
+}
+hosts.:{port} {
+    prometheus 127.0.0.1:{http0}
+    hosts {
         10.0.0.1 www.hosts.
-    }}
-}}
+    }
+}
 """
-    with run_kdns(corefile) as k:
-        wait_http(mport)
-        wait_http(mport2)
+    with run_kdns_ports(corefile, http=4) as (k, (mport, mport2, _, _)):
         yield k, mport, mport2
-
-
-def wait_http(port: int, timeout: float = 15.0) -> None:
-    """The DNS port accepts before the side HTTP servers start: wait for the HTTP port too."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def scrape(port: int) -> tuple[str, str]:

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 from tests.fakeapi.thread import FakeApiServer
-from tests.kdnsproc import free_port, run_kdns
+from tests.plugins.kdnsports import run_kdns_ports
 from tests.plugins.kubernetes.cluster import cluster_objects
 
 
@@ -33,14 +33,13 @@ def wait_status(url: str, status: int, timeout: float = 15.0) -> tuple[int, byte
 
 
 def test_not_ready_until_kubernetes_syncs() -> None:
-    rport = free_port()
-    url = f"http://127.0.0.1:{rport}/ready"
     with FakeApiServer() as api:
         api.put_many(cluster_objects())
         api.hang_next(None)  # every request hangs: the informers cannot sync
-        corefile = (f".:{{port}} {{\n    ready 127.0.0.1:{rport}\n"
-                    f"    kubernetes cluster.local {{\n        endpoint {api.url}\n    }}\n}}\n")
-        with run_kdns(corefile) as k:
+        corefile = (".:{port} {\n    ready 127.0.0.1:{http0}\n    kubernetes cluster.local {\n"
+                    f"        endpoint {api.url}\n    }}\n}}\n")
+        with run_kdns_ports(corefile, http=1) as (k, (rport,)):
+            url = f"http://127.0.0.1:{rport}/ready"
             assert wait_status(url, 503) == (503, b"kubernetes")
             k.wait_for_line('[INFO] plugin/ready: Plugins not ready: "kubernetes"')
             api.clear_faults()
@@ -49,6 +48,6 @@ def test_not_ready_until_kubernetes_syncs() -> None:
 
 
 def test_ready_at_once_without_reporters() -> None:
-    rport = free_port()
-    with run_kdns(f".:{{port}} {{\n    ready 127.0.0.1:{rport}\n    whoami\n}}\n"):
+    with run_kdns_ports(".:{port} {\n    ready 127.0.0.1:{http0}\n    whoami\n}\n",
+                        http=1) as (_, (rport,)):
         assert wait_status(f"http://127.0.0.1:{rport}/ready", 200, 5) == (200, b"OK")

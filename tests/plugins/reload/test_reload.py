@@ -20,6 +20,7 @@ import pytest
 from kdns.corefile import parse_text
 from kdns.corefile.digest import config_digest
 from tests.kdnsproc import KdnsProcess, free_port, run_kdns
+from tests.plugins.kdnsports import run_kdns_ports
 
 # reload 2s 1s: a poll every 1.5-2.5 s.
 BASE = """\
@@ -39,8 +40,7 @@ POLL = 3.0  # longest poll period plus margin
 
 @pytest.fixture(scope="module")
 def kdns() -> Iterator[tuple[KdnsProcess, int]]:
-    mport = free_port()
-    with run_kdns(BASE % mport) as k:
+    with run_kdns_ports(BASE.replace("%d", "{http0}"), http=1) as (k, (mport,)):
         k.wait_for_line("plugin/reload: Running configuration SHA512 = ")
         yield k, mport
 
@@ -185,14 +185,14 @@ def test_stdin_corefile_has_nothing_to_watch(tmp_path: Path) -> None:
 def test_side_port_taken_fails_reload_and_old_endpoints_survive() -> None:
     """CoreDNS's README "Bugs": moving /health to a taken port killed the endpoint; kdns keeps
     the old listeners when the new ones cannot bind, and counts the failure."""
-    hport, mport = free_port(), free_port()
-    base = (f".:{{port}} {{\n    reload 2s 1s\n    health 127.0.0.1:{hport}\n"
-            f"    prometheus 127.0.0.1:{mport}\n    whoami\n}}\n")
+    template = (".:{port} {\n    reload 2s 1s\n    health 127.0.0.1:{http0}\n"
+                "    prometheus 127.0.0.1:{http1}\n    whoami\n}\n")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        with run_kdns(base) as k:
+        with run_kdns_ports(template, http=2) as (k, (hport, mport)):
+            base = template.replace("{http0}", str(hport)).replace("{http1}", str(mport))
             k.wait_for_line("plugin/reload: Running configuration SHA512")
             write(k, base.replace(f"health 127.0.0.1:{hport}", f"health 127.0.0.1:{busy}"))
             line = k.wait_for_line("[ERROR] plugin/reload: Corefile changed but reload failed: ",
