@@ -114,3 +114,14 @@ def test_lameduck_keeps_serving_then_exits() -> None:
         assert k.proc.returncode == 0
         assert time.monotonic() - start >= 2.0
         assert "[INFO] SIGTERM: Shutting down servers then terminating" in k.lines
+
+
+def test_health_ready_and_metrics_can_share_one_port() -> None:
+    corefile = (".:{port} {\n    health 127.0.0.1:{http0}\n    ready 127.0.0.1:{http0}\n"
+                "    prometheus 127.0.0.1:{http0}\n    whoami\n}\n")
+    with run_kdns_ports(corefile, http=1) as (_, (port,)):
+        base = f"http://127.0.0.1:{port}"
+        assert http("GET", f"{base}/health") == (200, b"OK")
+        assert http("GET", f"{base}/ready") == (200, b"OK")
+        status, body = http("GET", f"{base}/metrics")
+        assert status == 200 and b"coredns_health_request_failures_total" in body
