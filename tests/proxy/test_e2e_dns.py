@@ -8,6 +8,7 @@ answers ``backend.who.test`` with its own pod IP, so answers show which endpoint
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import signal
@@ -116,6 +117,10 @@ def cluster(topo: Topology, tmp_path: Path) -> Iterator[tuple[Topology, FakeApiI
 
 def test_kdns_behind_kube_dns_clusterip(cluster: tuple[Topology, FakeApiInNode]) -> None:
     topo, api = cluster
+    # Like a readiness probe: both kdns pods must answer directly before the test starts.
+    for pod in ("a", "b"):
+        direct = functools.partial(dig, topo, "web.default.svc.cluster.local", server=pod_v4(pod))
+        wait_for(direct, ["10.96.0.10"], 30, f"kdns in pod {pod} to answer")
     wait_for(lambda: dig(topo, "web.default.svc.cluster.local"), ["10.96.0.10"], 30,
              "kdns to answer through the kube-dns ClusterIP")
     assert dig(topo, "web.default.svc.cluster.local", "+tcp") == ["10.96.0.10"]
