@@ -12,6 +12,7 @@ import logging
 import struct
 import time
 import traceback
+from collections.abc import Callable
 from time import monotonic
 
 import dns.edns
@@ -48,8 +49,9 @@ class QueryProcessor:
     """Answers queries for one listener; ``listener`` is swapped on reload."""
 
     def __init__(self, listener: Listener, *, max_udp_size: int = DEFAULT_EDNS_PAYLOAD,
-                 stats: ServerStats = STATS) -> None:
+                 stats: ServerStats = STATS, clock: Callable[[], float] = monotonic) -> None:
         self.listener = listener
+        self.clock = clock  # the plugins' clock too: replay deadlines are in its time
         self.max_udp_size = max_udp_size
         self.stats = stats
         self.server = listener.server_label
@@ -64,7 +66,7 @@ class QueryProcessor:
 
         ``client`` is the address as the socket reports it (IPv4 clients of a dual-stack socket
         appear as ::ffff:a.b.c.d)."""
-        start = monotonic()
+        start = self.clock()
         hit = self.memos[proto].lookup(wire, start)
         if hit is None:
             return None
@@ -73,7 +75,7 @@ class QueryProcessor:
         assert isinstance(slot, FastSlot)
         host = client[0]
         slot.n[2 if ":" in host and not host.startswith("::ffff:") else 1] += 1
-        slot.duration.observe(monotonic() - start)
+        slot.duration.observe(self.clock() - start)
         return out
 
     async def process(self, wire: bytes, client: tuple[str, int], proto: str,
@@ -157,7 +159,7 @@ class QueryProcessor:
         if req.memo_countdown is not None:
             ttl_since, ttl_orig = req.memo_countdown
             until = min(until, countdown_deadline(ttl_since, ttl_orig))
-        if until <= monotonic():
+        if until <= self.clock():
             return
         slot = self.stats.fast_slot(self.server, req.zone, req.proto, type_label(req.qtype),
                                     rcode_label(rcode), req.answered_by, req.size, len(out),
