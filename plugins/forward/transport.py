@@ -56,7 +56,8 @@ class _UdpExchange(asyncio.DatagramProtocol):
     """Waits for the first acceptable datagram on one connected socket."""
 
     def __init__(self, query: bytes, qend: int, upstream: Upstream,
-                 done: asyncio.Future[dns.message.Message]) -> None:
+                 done: asyncio.Future[dns.message.Message], metrics: bool = True) -> None:
+        self.metrics = metrics
         self.query = query
         self.qend = qend
         self.upstream = upstream
@@ -69,7 +70,8 @@ class _UdpExchange(asyncio.DatagramProtocol):
         msg = parse_reply(data) if reply_matches(data, self.query, self.qend) else None
         if msg is None:
             self.mismatches += 1
-            MISMATCHES.labels(self.upstream.label).inc()
+            if self.metrics:
+                MISMATCHES.labels(self.upstream.label).inc()
             if is_near_miss(data, self.query, self.qend):
                 self.done.set_exception(NearMiss())
             return
@@ -105,8 +107,9 @@ class NetTransport:
     """The real transport: UDP with a fresh socket per query, pooled TCP."""
 
     def __init__(self, expire: float = 10.0, *, max_idle: int = 0, max_age: float = 0.0,
-                 source: str = "") -> None:
+                 source: str = "", metrics: bool = True) -> None:
         self.expire = expire
+        self.metrics = metrics  # False for helpers that are not forwarding (loop's probe)
         self.max_idle = max_idle or MAX_POOLED_PER_UPSTREAM
         self.max_age = max_age
         self.source = source
@@ -126,7 +129,8 @@ class NetTransport:
         loop = asyncio.get_running_loop()
         started = loop.time()
         family = socket.AF_INET6 if ":" in upstream.host else socket.AF_INET
-        CONN_CACHE_MISSES.labels("forward", upstream.label, "udp").inc()
+        if self.metrics:
+            CONN_CACHE_MISSES.labels("forward", upstream.label, "udp").inc()
         try:
             sock = socket.socket(family, socket.SOCK_DGRAM)
         except OSError as e:
@@ -139,7 +143,7 @@ class NetTransport:
             sock.connect((upstream.host, upstream.port))  # kernel picks a random source port
             done: asyncio.Future[dns.message.Message] = loop.create_future()
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpExchange(query, qend, upstream, done), sock=sock)
+                lambda: _UdpExchange(query, qend, upstream, done, self.metrics), sock=sock)
             transport.sendto(query)
             async with asyncio.timeout(timeout):
                 return await done
@@ -155,7 +159,8 @@ class NetTransport:
             else:
                 sock.close()
         # Only reached after a near miss: finish this query over TCP in the time left.
-        TCP_FALLBACKS.labels(upstream.label).inc()
+        if self.metrics:
+            TCP_FALLBACKS.labels(upstream.label).inc()
         remaining = timeout - (loop.time() - started)
         if remaining <= 0:
             raise UpstreamTimeout(f"read udp {upstream.label}: i/o timeout")
@@ -190,10 +195,12 @@ class NetTransport:
             fresh = now - conn.last_used <= self.expire and (
                 not self.max_age or now - conn.created <= self.max_age)
             if fresh and not conn.writer.is_closing():
-                CONN_CACHE_HITS.labels("forward", upstream.label, "tcp").inc()
+                if self.metrics:
+                    CONN_CACHE_HITS.labels("forward", upstream.label, "tcp").inc()
                 return conn, True
             conn.close()
-        CONN_CACHE_MISSES.labels("forward", upstream.label, "tcp").inc()
+        if self.metrics:
+            CONN_CACHE_MISSES.labels("forward", upstream.label, "tcp").inc()
         local = (self.source, 0) if self.source else None
         reader, writer = await asyncio.open_connection(upstream.host, upstream.port,
                                                        local_addr=local)
@@ -217,7 +224,8 @@ class NetTransport:
         msg = parse_reply(data) if reply_matches(data, query, qend) else None
         if msg is None:
             # A TCP peer is connected to us alone: a bad reply means a broken upstream.
-            MISMATCHES.labels(upstream.label).inc()
+            if self.metrics:
+                MISMATCHES.labels(upstream.label).inc()
             raise UpstreamError(f"tcp {upstream.label}: reply does not match the query")
         return msg
 

@@ -94,7 +94,7 @@ class Loop(Plugin):
         self._task = asyncio.get_running_loop().create_task(self._probe())
 
     async def _probe(self) -> None:
-        transport = NetTransport()
+        transport = NetTransport(metrics=False)  # the probe is not forwarding traffic
         target = Upstream(self.host, self.port)
         query = build_query(dns.name.from_text(self.qname), dns.rdatatype.HINFO, 1)
         give_up = time.monotonic() + PROBE_WINDOW

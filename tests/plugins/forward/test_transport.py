@@ -231,3 +231,12 @@ async def test_max_age_and_max_idle_limit_the_pool(up: FakeUpstream) -> None:
     assert CONN_CACHE_MISSES.labels("forward", label, "tcp")._value.get() == misses + 1
     assert t.pooled(target(up)) == 1
     await t.close()
+
+
+async def test_helper_transport_counts_no_forward_metrics(up: FakeUpstream) -> None:
+    label = f"127.0.0.1:{up.port}"
+    before = CONN_CACHE_MISSES.labels("forward", label, "udp")._value.get()
+    await NetTransport(metrics=False).exchange(target(up), query("ok.quiet.example."), "udp", 1.0)
+    assert CONN_CACHE_MISSES.labels("forward", label, "udp")._value.get() == before
+    await NetTransport().exchange(target(up), query("ok.loud.example."), "udp", 1.0)
+    assert CONN_CACHE_MISSES.labels("forward", label, "udp")._value.get() == before + 1
