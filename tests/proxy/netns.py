@@ -77,6 +77,10 @@ class Topology:
             self._add_ns(short)
         sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1",
            "net.ipv6.conf.all.forwarding=1")
+        # Pods on one bridge answer each other directly; br_netfilter sends those bridged
+        # replies through conntrack so a ClusterIP's DNAT is undone (the default is already 1).
+        sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1",
+           "net.bridge.bridge-nf-call-ip6tables=1")
         sh("ip", "-n", node, "link", "add", "kpxbr0", "type", "bridge")
         sh("ip", "-n", node, "link", "set", "kpxbr0", "up")
         sh("ip", "-n", node, "addr", "add", f"{GW_V4}/24", "dev", "kpxbr0")

@@ -63,7 +63,8 @@ class TwoNodes:
             sh("ip", "-n", self.ns(short), "link", "set", "up0", "up")
         for node, (_, idx) in NODES.items():
             n = self.ns(node)
-            sh("ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            sh("ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+               "net.bridge.bridge-nf-call-iptables=1")
             sh("ip", "-n", n, "link", "add", "kpxbr0", "type", "bridge")
             sh("ip", "-n", n, "link", "set", "kpxbr0", "up")
             sh("ip", "-n", n, "addr", "add", f"10.244.{idx}.1/24", "dev", "kpxbr0")
@@ -104,6 +105,8 @@ class TwoNodes:
 def nodes() -> Iterator[TwoNodes]:
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces, nftables)")
+    if not os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
+        pytest.skip("needs br_netfilter (bridged pod-to-pod replies must pass conntrack)")
     t = TwoNodes()
     try:
         t.create()
