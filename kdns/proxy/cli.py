@@ -201,7 +201,7 @@ async def _serve(args: argparse.Namespace, state: ClusterState, syncer: Syncer) 
         runner, port = await http.start(http.metrics_app(), m_host, m_port)
         runners.append(runner)
         log.info("metrics listening on %s:%d", m_host, port)
-    _check_forwarding(args.ip_families)
+    _check_node(args.ip_families)
     try:
         await state.wait_synced()
         log.info("services and endpointslices listed; syncing %s tables %s",
@@ -213,18 +213,23 @@ async def _serve(args: argparse.Namespace, state: ClusterState, syncer: Syncer) 
     return 0
 
 
-def _check_forwarding(families: Sequence[Family]) -> None:
-    """Warns when the node does not forward: DNATed service traffic would then go nowhere."""
-    knobs = {"ip": "/proc/sys/net/ipv4/ip_forward", "ip6": "/proc/sys/net/ipv6/conf/all/forwarding"}
+def _check_node(families: Sequence[Family]) -> None:
+    """Warns about node settings the datapath needs (kube-proxy warns likewise)."""
+    knobs = {"ip": ["/proc/sys/net/ipv4/ip_forward",
+                    "/proc/sys/net/bridge/bridge-nf-call-iptables"],
+             "ip6": ["/proc/sys/net/ipv6/conf/all/forwarding",
+                     "/proc/sys/net/bridge/bridge-nf-call-ip6tables"]}
     for family in families:
-        try:
-            with open(knobs[family]) as f:
-                enabled = f.read().strip() == "1"
-        except OSError:
-            continue
-        if not enabled:
-            log.warning("%s is 0: pods on other nodes cannot reach services through this node",
-                        knobs[family])
+        for knob in knobs[family]:
+            try:
+                with open(knob) as f:
+                    enabled = f.read().strip() == "1"
+            except OSError:
+                enabled = False
+            if not enabled:
+                log.warning("%s is not 1 (or missing): service traffic %s may not work", knob,
+                            "forwarded through this node" if "forward" in knob
+                            else "between pods on one bridge")
 
 
 def _leaf(exc: BaseException) -> BaseException:
