@@ -6,9 +6,11 @@ of talking to the API server. A delta is what a Sink sees (replace / upsert / de
 compact, already-reduced item, so workers never parse API JSON.
 
 Wire: frames of a 4-byte big-endian length and a pickle, over a socketpair the parent made (both
-ends are our own processes). Parent -> worker: ("replace", key, items), ("upsert", key, k, item),
-("delete", key, k), ("call", name, args). Worker -> parent: ("sub", key), ("unsub", key), and
-whatever the worker supervisor sends (status, metrics).
+ends are our own processes). Parent -> worker: a replace as ("chunk", key, items) frames of at
+most CHUNK items then ("replace", key, items) with the last ones (so a worker unpickles a 100,000
+endpoint relist a slice at a time and still swaps its state in one call), ("upsert", key, k,
+item), ("delete", key, k). Worker -> parent: ("sub", key), and whatever the worker supervisor
+sends (status, metrics).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ log = logging.getLogger("kdns.k8s")
 FeedKey = tuple[str, str, str, str]  # api base URL, resource path, label and field selectors
 _LEN = struct.Struct("!I")
 MAX_FRAME = 1 << 30
+CHUNK = 2000
 
 
 class SinkLike(Protocol[T]):
@@ -61,6 +64,13 @@ class Peer:
         if not self.writer.is_closing():
             self.writer.write(encode(msg))
 
+    def send_replace(self, key: FeedKey, items: dict[str, Any]) -> None:
+        pairs = list(items.items())
+        while len(pairs) > CHUNK:
+            self.send(("chunk", key, dict(pairs[:CHUNK])))
+            del pairs[:CHUNK]
+        self.send(("replace", key, dict(pairs)))
+
 
 class Hub:
     """Parent side: the state of every feed, and the workers subscribed to each."""
@@ -75,12 +85,17 @@ class Hub:
     def subscribe(self, peer: Peer, key: FeedKey) -> None:
         peer.subscriptions.add(key)
         if key in self.state:
-            peer.send(("replace", key, self.state[key]))
+            peer.send_replace(key, self.state[key])
 
     def broadcast(self, key: FeedKey, msg: tuple[Any, ...]) -> None:
         for peer in self.peers:
             if key in peer.subscriptions:
                 peer.send(msg)
+
+    def broadcast_replace(self, key: FeedKey, items: dict[str, Any]) -> None:
+        for peer in self.peers:
+            if key in peer.subscriptions:
+                peer.send_replace(key, items)
 
 
 class _TeeSink(Generic[T]):
@@ -90,7 +105,7 @@ class _TeeSink(Generic[T]):
     def replace(self, items: dict[str, T]) -> None:
         self.sink.replace(items)
         self.hub.state[self.key] = dict(items)
-        self.hub.broadcast(self.key, ("replace", self.key, self.hub.state[self.key]))
+        self.hub.broadcast_replace(self.key, self.hub.state[self.key])
 
     def upsert(self, key: str, item: T) -> None:
         self.sink.upsert(key, item)
@@ -109,6 +124,7 @@ class Follower:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self.writer = writer
         self.sinks: dict[FeedKey, list[tuple[SinkLike[Any], asyncio.Event]]] = {}
+        self.pending: dict[FeedKey, dict[str, Any]] = {}  # replace chunks received so far
 
     async def follow(self, key: FeedKey, sink: SinkLike[Any], synced: asyncio.Event) -> None:
         """Run until cancelled, like Reflector.run, but fed by the parent."""
@@ -123,12 +139,18 @@ class Follower:
     def dispatch(self, msg: tuple[Any, ...]) -> bool:
         """Apply a feed message; False when it is not one."""
         kind = msg[0]
-        if kind not in ("replace", "upsert", "delete"):
+        if kind not in ("chunk", "replace", "upsert", "delete"):
             return False
         key = msg[1]
+        if kind == "chunk":
+            self.pending.setdefault(key, {}).update(msg[2])
+            return True
+        if kind == "replace":
+            items = self.pending.pop(key, {})
+            items.update(msg[2])
         for sink, synced in self.sinks.get(key, ()):
             if kind == "replace":
-                sink.replace(dict(msg[2]))
+                sink.replace(dict(items))
                 synced.set()
             elif kind == "upsert":
                 sink.upsert(msg[2], msg[3])

@@ -107,3 +107,28 @@ def test_merge_sums_counters_and_keeps_build_info() -> None:
     merged = merge_expositions([a, a, a])
     assert 'x_total{zone="."} 6.0' in merged
     assert 'b{v="1"} 1.0' in merged
+
+
+def test_one_set_of_watches_for_all_workers() -> None:
+    from tests.fakeapi import objects as k8s
+    from tests.fakeapi.thread import FakeApiServer
+
+    with FakeApiServer(bookmark_interval=0.5) as api:
+        api.put(k8s.namespace("ns1"))
+        api.put(k8s.service("ns1", "web", cluster_ip="10.96.0.20"))
+        corefile = ("cluster.local:{port} {\n  kubernetes {\n    endpoint " + api.url
+                    + "\n  }\n}\n")
+        with run_kdns(corefile, extra_args=("-workers", "3")) as k:
+            wait_until(lambda: k.query("web.ns1.svc.cluster.local").rcode() == 0)
+            for _ in range(30):  # every worker answers from the relayed state
+                r = k.query("web.ns1.svc.cluster.local")
+                assert r.rcode() == 0 and r.answer[0][0].address == "10.96.0.20"
+            api.put(k8s.service("ns1", "api", cluster_ip="10.96.0.21"))
+            wait_until(lambda: all(k.query("api.ns1.svc.cluster.local").rcode() == 0
+                                   for _ in range(20)), timeout=10)
+            lists = [r for r in api.requests() if r.method == "GET" and not r.watch]
+            watches = [r for r in api.requests() if r.watch]
+            # services, endpointslices, namespaces: one list and one watch each, not x3
+            assert len({r.path for r in lists}) == 3
+            assert len(lists) == 3, [r.path for r in lists]
+            assert len(watches) == 3, [r.path for r in watches]
