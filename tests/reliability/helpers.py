@@ -122,3 +122,46 @@ def udp_probe(port: int, names: list[str], *, qps: float, duration: float,
                     res.rcodes[rc] = res.rcodes.get(rc, 0) + 1
                     break
     return res
+
+
+class pinned:
+    """The plan's CPU layout while measuring latency (section 9.1): kdns on core 0, this test
+    process (the load generator) on core 1; restored afterwards. No-op on one core."""
+
+    def __init__(self, kdns_pid: int) -> None:
+        self.pid = kdns_pid
+        self.saved: tuple[set[int], set[int]] | None = None
+
+    def __enter__(self) -> pinned:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) >= 2:
+            self.saved = (os.sched_getaffinity(self.pid), os.sched_getaffinity(0))
+            os.sched_setaffinity(self.pid, {cpus[0]})
+            os.sched_setaffinity(0, {cpus[1]})
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            try:
+                os.sched_setaffinity(self.pid, self.saved[0])
+            except ProcessLookupError:
+                pass
+            os.sched_setaffinity(0, self.saved[1])
+
+
+def histogram_quantile_bound(port: int, name: str, labels: str, bound: float) -> float:
+    """Fraction of a histogram's observations (samples whose labels contain ``labels``) that
+    are <= ``bound`` (an exact bucket edge)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    below = total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "_bucket{") or labels not in line:
+            continue
+        le = line.split('le="', 1)[1].split('"', 1)[0]
+        value = float(line.rsplit(" ", 1)[1])
+        if le == "+Inf":
+            total += value
+        elif float(le) == bound:
+            below += value
+    return below / total if total else float("nan")
