@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import re
@@ -162,8 +163,14 @@ async def _run(args: argparse.Namespace) -> int:
         families=args.ip_families, settings=settings,
         on_applied=(lambda ports: health_checks.update(ports, args.node_name)) if daemon else None,
     )
+    def zone_changed(zone: str | None) -> None:
+        log.info("node %s is in zone %s", args.node_name, zone or "(none)")
+        syncer.cfg = dataclasses.replace(syncer.cfg, node_zone=zone)
+        syncer.request()
+
     async with ApiClient(api) as client, asyncio.TaskGroup() as tg:
-        state = ClusterState(client, syncer.request)
+        state = ClusterState(client, syncer.request, node_name=args.node_name,
+                             on_zone=zone_changed)
         tasks = [tg.create_task(r.run()) for r in state.reflectors]
         try:
             if not daemon:
@@ -181,6 +188,9 @@ async def _one_shot(args: argparse.Namespace, state: ClusterState, syncer: Synce
     except TimeoutError:
         log.error("the API server was not listed within %.0fs", args.sync_timeout)
         return 1
+    if len(state.reflectors) > 2:  # give the Node (zone hints) a moment, but never block on it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.reflectors[2].synced.wait(), 2.0)
     if args.dry_run:
         ports = state.snapshot()
         for family in args.ip_families:

@@ -26,6 +26,7 @@ class Endpoint:
     ready: bool = True
     serving: bool = True
     terminating: bool = False
+    zone_hints: tuple[str, ...] = ()  # hints.forZones: zones this endpoint should serve
 
     @property
     def family(self) -> Family:

@@ -8,6 +8,7 @@ raise ``BadObject`` for malformed ones, so one bad object is skipped with a clea
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
@@ -195,6 +196,8 @@ def reduce_endpoint_slice(obj: Mapping[str, Any]) -> EndpointSlice | None:
     for ep in obj.get("endpoints") or ():
         cond = ep.get("conditions") or {}
         ready = _condition(cond, "ready", True)
+        hints = tuple(str(z["name"]) for z in (ep.get("hints") or {}).get("forZones") or ()
+                      if z.get("name"))
         for address in ep.get("addresses") or ():
             endpoints.append(
                 Endpoint(
@@ -204,6 +207,7 @@ def reduce_endpoint_slice(obj: Mapping[str, Any]) -> EndpointSlice | None:
                     ready=ready,
                     serving=_condition(cond, "serving", ready),
                     terminating=_condition(cond, "terminating", False),
+                    zone_hints=hints,
                 )
             )
     return EndpointSlice(namespace, name, str(service), ports, tuple(endpoints))
@@ -234,9 +238,7 @@ def _service_port(svc: Service, sp: SvcPort, slices: Iterable[EndpointSlice]) ->
             for ep in sl.endpoints:
                 key = (ep.ip, port.port)
                 if key not in seen or (ep.ready and not seen[key].ready):
-                    seen[key] = Endpoint(
-                        ep.ip, port.port, ep.node, ep.ready, ep.serving, ep.terminating
-                    )
+                    seen[key] = dataclasses.replace(ep, port=port.port)
     accessible = sp.node_port != 0 or bool(svc.external_ips)
     return ServicePort(
         namespace=svc.namespace,

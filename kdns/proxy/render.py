@@ -37,6 +37,7 @@ class RenderConfig:
     service_cidrs: tuple[str, ...] = ()
     masquerade_all: bool = False
     masquerade_bit: int = 14
+    node_zone: str | None = None  # topology.kubernetes.io/zone of this node, for zone hints
 
     @property
     def masquerade_mark(self) -> str:
@@ -166,11 +167,23 @@ class Categorized:
     has_any: bool
 
 
-def categorize(sp: ServicePort, endpoints: Sequence[Endpoint], node: str) -> Categorized:
-    """kube-proxy's CategorizeEndpoints (without topology hints).
+def use_zone_hints(endpoints: Sequence[Endpoint], zone: str | None) -> bool:
+    """kube-proxy's canUseTopology: only when every ready endpoint carries zone hints (the
+    EndpointSlice controller sets them for services that ask for it) and one is for this zone."""
+    ready = [e for e in endpoints if e.ready]
+    if not zone or not ready or any(not e.zone_hints for e in ready):
+        return False
+    return any(zone in e.zone_hints for e in ready)
 
-    Ready endpoints are used; only when none are ready anywhere (for the local set: on this
-    node) do serving-and-terminating endpoints take over, so connections drain gracefully.
+
+def categorize(
+    sp: ServicePort, endpoints: Sequence[Endpoint], node: str, zone: str | None = None
+) -> Categorized:
+    """kube-proxy's CategorizeEndpoints.
+
+    Ready endpoints are used (only those hinted for this node's zone, when zone hints apply);
+    only when none are ready anywhere (for the local set: on this node) do
+    serving-and-terminating endpoints take over, so connections drain gracefully.
     """
     uses_cluster = not sp.internal_local or (sp.externally_accessible and not sp.external_local)
     uses_local = sp.internal_local or (sp.externally_accessible and sp.external_local)
@@ -180,6 +193,8 @@ def categorize(sp: ServicePort, endpoints: Sequence[Endpoint], node: str) -> Cat
         return ready or [e for e in candidates if e.serving and e.terminating]
 
     cluster = pick(endpoints) if uses_cluster else []
+    if uses_cluster and use_zone_hints(endpoints, zone):
+        cluster = [e for e in cluster if zone in e.zone_hints]
     usable = [e for e in endpoints if e.ready or (e.serving and e.terminating)]
     local = pick([e for e in endpoints if e.node == node]) if uses_local else []
     if not uses_local:
@@ -237,7 +252,8 @@ def _plan(b: _Builder, sp: ServicePort) -> _Plan | None:
     cip = sp.cluster_ip(b.family)
     if cip is None:
         return None
-    cat = categorize(sp, [e for e in sp.endpoints if e.family == b.family], b.cfg.node_name)
+    cat = categorize(sp, [e for e in sp.endpoints if e.family == b.family], b.cfg.node_name,
+                     b.cfg.node_zone)
     return _Plan(
         cip=cip,
         external_ips=tuple(ip for ip in sp.external_ips if family_of(ip) == b.family),

@@ -275,3 +275,23 @@ def test_kubeconfig_source(
     res = cli(*args, "--kubeconfig", str(kubeconfig), "--context", "nope", "--dry-run",
               prefix=topo.exec_prefix())
     assert res.returncode == 2 and "nope" in res.stderr, res.stderr
+
+
+@pytest.mark.root
+def test_zone_hints_follow_the_nodes_zone(topo: Topology, api: FakeApiInNode, table: str) -> None:
+    hinted = web_slice("a", "b")
+    for e, zone in zip(hinted["endpoints"], ("zone-a", "zone-b"), strict=True):
+        e["hints"] = {"forZones": [{"name": zone}]}
+    node = {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "node-a", "labels": {"topology.kubernetes.io/zone": "zone-b"}}}
+    api.call("put_many", objs=[web_service(), hinted, node])
+    proc, _ = start_daemon(topo, api, table)
+    try:
+        wait_for(lambda: topo.probe("c", "tcp", CIP, "80", "--count=10")
+                 == [f"b {pod_v4('c')}"] * 10, 10, "only the endpoint hinted for zone-b")
+        node["metadata"]["labels"] = {"topology.kubernetes.io/zone": "zone-a"}  # type: ignore[index]
+        api.call("put", obj=node)
+        wait_for(lambda: topo.probe("c", "tcp", CIP, "80", "--count=10")
+                 == [f"a {pod_v4('c')}"] * 10, 10, "the zone change to move traffic to a")
+    finally:
+        assert stop(proc) == 0

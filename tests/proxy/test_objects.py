@@ -73,6 +73,10 @@ def test_slice_conditions_default_like_kube_proxy() -> None:
         Endpoint("10.244.1.11", 0, None, True, True, False),
         Endpoint("10.244.1.12", 0, None, False, True, True),
     )
+    hinted = o.endpointslice("default", "web-2", "web", [o.endpoint("10.244.1.13")])
+    hinted["endpoints"][0]["hints"] = {"forZones": [{"name": "zone-a"}, {"name": ""}]}
+    r2 = reduce_endpoint_slice(hinted)
+    assert r2 is not None and r2.endpoints[0].zone_hints == ("zone-a",)
     assert reduce_endpoint_slice(o.endpointslice("default", "x", None, [])) is None
     assert reduce_endpoint_slice(o.endpointslice("default", "f", "web", [],
                                                  address_type="FQDN")) is None

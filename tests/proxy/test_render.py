@@ -6,13 +6,14 @@ and review the diff: each file is exactly what ``nft -f -`` receives on a first 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
 from kdns.proxy import names, transaction
-from kdns.proxy.model import FAMILIES, ServicePort
+from kdns.proxy.model import FAMILIES, Endpoint, ServicePort
 from kdns.proxy.render import Element, RenderConfig, categorize, render
 from tests.proxy import scenarios as sc
 
@@ -143,3 +144,20 @@ def test_source_ranges_filter_only_load_balancer_ips() -> None:
     assert rs.chains[fw].rules == ("ip saddr != { 203.0.113.0/24, 192.0.2.0/25 } drop",)
     v6 = render([sc.LOADBALANCER], sc.CFG, "ip6")
     assert v6.elements["firewall-ips"] == {}  # no IPv6 load-balancer IP
+
+
+def test_zone_hints_like_kube_proxy() -> None:
+    def hinted(ip: str, *zones: str, ready: bool = True) -> Endpoint:
+        return Endpoint(ip, 80, "n", ready=ready, serving=ready, zone_hints=zones)
+
+    a, b = hinted("10.0.0.1", "zone-a"), hinted("10.0.0.2", "zone-b")
+    sp = ServicePort("d", "s", "", "tcp", 80, ("10.96.0.1",), endpoints=(a, b))
+    assert categorize(sp, [a, b], "n", "zone-a").cluster == [a]
+    assert categorize(sp, [a, b], "n", None).cluster == [a, b]  # zone unknown
+    assert categorize(sp, [a, b], "n", "zone-c").cluster == [a, b]  # nothing for this zone
+    unhinted = hinted("10.0.0.3")
+    assert categorize(sp, [a, b, unhinted], "n", "zone-a").cluster == [a, b, unhinted]
+    not_ready = hinted("10.0.0.4", ready=False)  # only ready endpoints need hints
+    assert categorize(sp, [a, b, not_ready], "n", "zone-a").cluster == [a]
+    rs = render([sp], dataclasses.replace(sc.CFG, node_zone="zone-b"), "ip")
+    assert "mod 1 vmap" in rs.chains[names.cluster_chain(sp)].rules[-1]

@@ -53,3 +53,17 @@ def test_health_check_node_port_only_for_local_policy_and_counts_ready_local() -
     cluster = reduce_service(obj)
     assert cluster is not None
     assert local_health(join([cluster], [slc]), "node-a") == {}
+
+
+def test_zone_sink_reports_changes_only() -> None:
+    from kdns.proxy.source import ZoneSink, node_zone
+
+    seen: list[str | None] = []
+    sink = ZoneSink(seen.append)
+    node = {"metadata": {"name": "n", "labels": {"topology.kubernetes.io/zone": "zone-a"}}}
+    sink.replace({"n": node_zone(node)})
+    sink.upsert("n", node_zone(node))
+    sink.upsert("n", node_zone({"metadata": {"name": "n"}}))  # label removed
+    sink.replace({"n": "zone-b"})
+    sink.delete("n")
+    assert seen == ["zone-a", None, "zone-b", None]
