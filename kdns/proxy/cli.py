@@ -101,10 +101,11 @@ def parser() -> argparse.ArgumentParser:
     api = p.add_mutually_exclusive_group()
     api.add_argument("--endpoint", metavar="URL", help="API server URL (e.g. http://HOST:PORT)")
     api.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig file")
-    p.add_argument("--context", help="kubeconfig context (default: current)")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context (default: current)")
     p.add_argument("--token-file", metavar="PATH", help="bearer token file (with --endpoint)")
-    p.add_argument("--node-name", default=socket.gethostname(),
-                   help="this node's name, for traffic policy Local (default: hostname)")
+    p.add_argument("--node-name", default=socket.gethostname(), metavar="NAME",
+                   help="this node's name, for traffic policy Local and its zone (default: "
+                        "hostname)")
     p.add_argument("--cluster-cidr", type=_cidrs, default=(), metavar="CIDR[,CIDR]",
                    help="pod CIDRs: traffic from elsewhere to a ClusterIP is masqueraded")
     p.add_argument("--service-cidr", type=_cidrs, default=(), metavar="CIDR[,CIDR]",
@@ -113,10 +114,12 @@ def parser() -> argparse.ArgumentParser:
                    help="masquerade all traffic to ClusterIPs")
     p.add_argument("--ip-families", type=_families, default=FAMILIES, metavar="ipv4,ipv6",
                    help="tables to program (default: both)")
-    p.add_argument("--table", type=_table, default=DEFAULT_TABLE,
+    p.add_argument("--table", type=_table, default=DEFAULT_TABLE, metavar="NAME",
                    help=f"nftables table name in each family (default: {DEFAULT_TABLE})")
-    p.add_argument("--min-sync-period", type=_duration, default=1.0, metavar="DURATION")
-    p.add_argument("--sync-period", type=_duration, default=30.0, metavar="DURATION")
+    p.add_argument("--min-sync-period", type=_duration, default=1.0, metavar="DURATION",
+                   help="least time between syncs; changes in between are batched (1s)")
+    p.add_argument("--sync-period", type=_duration, default=30.0, metavar="DURATION",
+                   help="sync at least this often, and retry failures up to it (30s)")
     p.add_argument("--healthz-bind-address", type=_address, default=("0.0.0.0", 10256),
                    metavar="HOST:PORT", help="/healthz and /livez (port 0: any free port)")
     p.add_argument("--metrics-bind-address", type=_address, default=("127.0.0.1", 10249),
