@@ -40,6 +40,7 @@ def exponential_buckets(start: float, factor: float, count: int) -> tuple[float,
 
 
 TIME_BUCKETS: Final = exponential_buckets(0.00025, 2, 16)
+FIRST_TIME_BUCKET: Final = TIME_BUCKETS[0]
 SLIM_TIME_BUCKETS: Final = exponential_buckets(0.00025, 10, 5)
 SIZE_BUCKETS: Final = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000,
                        64000)
@@ -117,7 +118,7 @@ class FastSlot:
     """Replays of fast-path answers that share every label and both sizes (kdns/wire/fastpath):
     a replay adds 1 to ``n[family]`` and observes its duration; the rest is added at scrape."""
 
-    __slots__ = ("do", "duration", "key", "n", "req_size", "resp_size")
+    __slots__ = ("do", "duration", "key", "n", "quick", "quick_total", "req_size", "resp_size")
 
     def __init__(self, key: tuple[str, str, str, str, str, str], req_size: int, resp_size: int,
                  do: bool, duration: _Histogram) -> None:
@@ -127,6 +128,9 @@ class FastSlot:
         self.do = do
         self.duration = duration  # the (server, zone) histogram itself
         self.n = [0, 0, 0]  # by family: index 1 = IPv4, 2 = IPv6
+        # Durations in the first bucket are counted here (no histogram call per replay).
+        self.quick = 0
+        self.quick_total = 0.0
 
 
 MAX_FAST_SLOTS: Final = 20_000
@@ -169,7 +173,7 @@ class ServerStats:
         out.requests = dict(self.requests)
         out.responses = dict(self.responses)
         out.do_requests = dict(self.do_requests)
-        out.durations = self.durations  # replays observe their durations directly
+        out.durations = {k: h.copy() for k, h in self.durations.items()}
         out.req_sizes = {k: h.copy() for k, h in self.req_sizes.items()}
         out.resp_sizes = {k: h.copy() for k, h in self.resp_sizes.items()}
         out.panics = self.panics
@@ -179,6 +183,10 @@ class ServerStats:
             if not total:
                 continue
             server, zone, proto, qtype, rcode, plugin = slot.key
+            if slot.quick:
+                dur = out.durations[(server, zone)]
+                dur.counts[0] += slot.quick
+                dur.total += slot.quick_total
             for fam in (1, 2):
                 if slot.n[fam]:
                     k5 = (server, zone, proto, str(fam), qtype)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 MAX_ENTRIES: Final = 100_000
 _QUERY_FLAGS_MASK: Final = 0xF8  # QR + opcode in byte 2
@@ -72,7 +72,7 @@ class Entry:
     ttl_now: int = -1
     ttl_offsets: tuple[int, ...] = ()  # TTL fields in ``tail``
     tallies: tuple[Tally, ...] = ()
-    slot: object = None  # the server's metrics slot for this entry (kdns.metrics.FastSlot)
+    slot: Any = None  # the server's metrics slot for this entry (kdns.metrics.FastSlot)
 
 
 def question_end(wire: bytes) -> int:

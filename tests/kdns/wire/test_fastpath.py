@@ -268,10 +268,14 @@ async def test_differential_cache_chain_with_countdown_and_rotation() -> None:
     assert fast_hits > n * 0.3
     assert countdown_hits > n * 0.2  # replays with TTLs patched below the stored value
     # Every query counted once by the server, replays included.
-    requests = {m.name: sum(s.value for s in m.samples) for m in ServerStatsCollector(stats)
-                .collect()}
-    assert requests["coredns_dns_requests"] == n
-    assert requests["coredns_dns_responses"] == n
+    families = list(ServerStatsCollector(stats).collect())
+    totals = {m.name: sum(s.value for s in m.samples) for m in families}
+    assert totals["coredns_dns_requests"] == n
+    assert totals["coredns_dns_responses"] == n
+    counts = {s.name: s.value for m in families for s in m.samples if s.name.endswith("_count")}
+    assert counts == {"coredns_dns_request_duration_seconds_count": n,
+                      "coredns_dns_request_size_bytes_count": n,
+                      "coredns_dns_response_size_bytes_count": n}
     # Each query passed the cache once on each processor: 2n cache requests in all.
     cache.count_replays()  # type: ignore[attr-defined]
     assert cache.metrics.requests._value.get() == 2 * n  # type: ignore[attr-defined]
