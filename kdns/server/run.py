@@ -269,7 +269,7 @@ class Server:
                 if self.role != "parent":
                     await self._bind(new)
                 await self._start_plugins(new)
-            except (KdnsError, OSError) as e:
+            except Exception as e:  # any failure keeps the running config (bad UTF-8, bugs...)
                 log.error("Restart failed: %s", e)
                 self._drop_unused_listeners(old)
                 await self._reload_failed(old, str(e))

@@ -144,3 +144,15 @@ def test_python_dash_m_and_console_script_agree() -> None:
     out = subprocess.run(["kdns", "-version"], capture_output=True, text=True, timeout=20,
                          env=dict(os.environ))
     assert out.returncode == 0 and out.stdout == kdns_cli("-version").stdout
+
+
+def test_reload_of_undecodable_corefile_keeps_serving_and_reloads_later() -> None:
+    with run_kdns("example.org:{port} {\n whoami\n}\n") as k:
+        k.corefile_path.write_bytes(b"example.org:1 {\n \xff\xfe\n}\n")
+        k.signal(signal.SIGUSR1)
+        k.wait_for_line("Restart failed")
+        assert k.query("a.example.org").rcode() == dns.rcode.NOERROR
+        k.corefile_path.write_text(f"example.net:{k.port} {{\n whoami\n}}\n")
+        k.signal(signal.SIGUSR1)
+        k.wait_for_line("Reloading complete")
+        assert k.query("a.example.net").rcode() == dns.rcode.NOERROR

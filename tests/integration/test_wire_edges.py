@@ -335,8 +335,8 @@ def test_tcp_framing_errors_close_only_that_connection(kdns: KdnsProcess) -> Non
             if bad == b"\x00":
                 s.shutdown(socket.SHUT_WR)
             t0 = time.monotonic()
-        assert tcp_read_frame(s) is None
-        assert time.monotonic() - t0 < 2.0, "timed out instead of being closed"
+            assert tcp_read_frame(s) is None
+            assert time.monotonic() - t0 < 2.0, "timed out instead of being closed"
         assert_still_serving(kdns, tcp=True)
         assert_still_serving(kdns, tcp=False)
 
