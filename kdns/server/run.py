@@ -127,10 +127,12 @@ class Server:
     async def run(self) -> int:
         register_server_stats()
         config = self._load(self.corefile_text)
-        if self.role != "parent":
-            await self._bind(config)
+        # Plugins start before the listeners open, so no query meets a plugin that has not
+        # started (the loop probe and the kubernetes sync run in background tasks).
+        await self._start_plugins(config)
         try:
-            await self._start_plugins(config)
+            if self.role != "parent":
+                await self._bind(config)
             self.config = config
             self._record_enabled(config)
             if self.role != "worker":
@@ -266,9 +268,13 @@ class Server:
             try:
                 text = self.read_current_text()
                 new = self._load(text)
-                if self.role != "parent":
-                    await self._bind(new)
                 await self._start_plugins(new)
+                if self.role != "parent":
+                    try:
+                        await self._bind(new)
+                    except BaseException:
+                        await self._stop_plugins(new)
+                        raise
             except Exception as e:  # any failure keeps the running config (bad UTF-8, bugs...)
                 log.error("Restart failed: %s", e)
                 self._drop_unused_listeners(old)
