@@ -110,6 +110,9 @@ def parser() -> argparse.ArgumentParser:
                    help="pod CIDRs: traffic from elsewhere to a ClusterIP is masqueraded")
     p.add_argument("--service-cidr", type=_cidrs, default=(), metavar="CIDR[,CIDR]",
                    help="service CIDRs: unallocated ClusterIPs are dropped")
+    p.add_argument("--nodeport-addresses", type=_cidrs, default=None, metavar="CIDR[,CIDR]",
+                   help="accept NodePorts only on this node's addresses in these CIDRs "
+                        "(default: every local address but loopback)")
     p.add_argument("--masquerade-all", action="store_true",
                    help="masquerade all traffic to ClusterIPs")
     p.add_argument("--ip-families", type=_families, default=FAMILIES, metavar="ipv4,ipv6",
@@ -165,6 +168,7 @@ async def _run(args: argparse.Namespace) -> int:
         render_config(args), lambda: state.snapshot(), nft=Nft(), conntrack=Conntrack(),
         families=args.ip_families, settings=settings,
         on_applied=(lambda ports: health_checks.update(ports, args.node_name)) if daemon else None,
+        nodeport_cidrs=args.nodeport_addresses,
     )
     def zone_changed(zone: str | None) -> None:
         log.info("node %s is in zone %s", args.node_name, zone or "(none)")
@@ -195,6 +199,7 @@ async def _one_shot(args: argparse.Namespace, state: ClusterState, syncer: Synce
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.reflectors[2].synced.wait(), 2.0)
     if args.dry_run:
+        await syncer.refresh_node_addresses()
         ports = state.snapshot()
         for family in args.ip_families:
             sys.stdout.write(transaction.full(render(ports, syncer.cfg, family)))

@@ -38,6 +38,8 @@ class RenderConfig:
     masquerade_all: bool = False
     masquerade_bit: int = 14
     node_zone: str | None = None  # topology.kubernetes.io/zone of this node, for zone hints
+    # None: NodePorts on every local address but loopback; else only on these addresses.
+    nodeport_ips: tuple[str, ...] | None = None
 
     @property
     def masquerade_mark(self) -> str:
@@ -108,7 +110,10 @@ def _dnat_target(ep: Endpoint) -> str:
 def _base(cfg: RenderConfig, family: Family) -> tuple[list[Chain], list[SetDecl]]:
     t = _addr_type(family)
     loopback = "127.0.0.0/8" if family == "ip" else "::1"
-    local_dst = f"fib daddr type local {family} daddr != {loopback} meta l4proto . th dport"
+    if cfg.nodeport_ips is None:
+        local_dst = f"fib daddr type local {family} daddr != {loopback} meta l4proto . th dport"
+    else:
+        local_dst = f"{family} daddr @nodeport-ips meta l4proto . th dport"
     new = "ct state new jump"
     cluster_ips_check = [
         f"{family} daddr @cluster-ips {TCP_RESET}",
@@ -151,6 +156,8 @@ def _base(cfg: RenderConfig, family: Family) -> tuple[list[Chain], list[SetDecl]
     sets = [
         SetDecl("cluster-ips", "set", f'type {t} ; comment "Active ClusterIPs" ;'),
         SetDecl("firewall-ips", "map", f"type {vip_key} : verdict ;"),
+        SetDecl("nodeport-ips", "set",
+                f'type {t} ; comment "IPs that accept NodePort traffic" ;'),
         SetDecl("no-endpoint-nodeports", "map", "type inet_proto . inet_service : verdict ;"),
         SetDecl("no-endpoint-services", "map", f"type {vip_key} : verdict ;"),
         SetDecl("service-ips", "map", f"type {vip_key} : verdict ;"),
@@ -364,6 +371,9 @@ def render(ports: Iterable[ServicePort], cfg: RenderConfig, family: Family) -> R
     for s in base_sets:
         b.sets[s.name] = s
         b.elements[s.name] = {}
+    for ip in cfg.nodeport_ips or ():
+        if family_of(ip) == family:
+            b.element("nodeport-ips", ip)
     for sp in ports:
         plan = _plan(b, sp)
         if plan is not None:

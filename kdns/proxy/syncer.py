@@ -11,6 +11,7 @@ transaction, conntrack entries of UDP flows whose endpoint went away are deleted
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from kdns.proxy import metrics, transaction
 from kdns.proxy.conntrack import Conntrack, stale_flows
 from kdns.proxy.model import FAMILIES, Family, ServicePort
 from kdns.proxy.nft import Nft, NftError
+from kdns.proxy.nodeaddrs import NodeAddresses, select
 from kdns.proxy.render import RenderConfig, Ruleset, render
 
 log = logging.getLogger("kdns.proxy")
@@ -46,8 +48,13 @@ class Syncer:
         settings: SyncSettings = SyncSettings(),
         clock: Callable[[], float] = time.monotonic,
         on_applied: Callable[[Sequence[ServicePort]], Awaitable[None]] | None = None,
+        nodeport_cidrs: Sequence[str] | None = None,
+        addresses: NodeAddresses | None = None,
     ) -> None:
         self.cfg = cfg
+        # --nodeport-addresses: re-read the node's addresses before every sync (they change).
+        self._nodeport_cidrs = tuple(nodeport_cidrs) if nodeport_cidrs is not None else None
+        self._addresses = addresses or NodeAddresses()
         self.settings = settings
         self._snapshot = snapshot
         self._nft = nft
@@ -87,6 +94,12 @@ class Syncer:
         self._need_full = True
         self.request()
 
+    async def refresh_node_addresses(self) -> None:
+        """With --nodeport-addresses: the node's matching addresses into the config."""
+        if self._nodeport_cidrs is not None:
+            ips = select(await self._addresses.read(), self._nodeport_cidrs)
+            self.cfg = dataclasses.replace(self.cfg, nodeport_ips=ips)
+
     # -- one sync ------------------------------------------------------------------------
     async def sync(self) -> bool:
         """One sync of every family; True when everything applied."""
@@ -96,6 +109,7 @@ class Syncer:
         full = self._need_full or start - self._last_full >= self.settings.full_sync_period
         ports = self._snapshot()
         try:
+            await self.refresh_node_addresses()
             for family in self._families:
                 await self._sync_family(family, ports, full, start)
         except NftError as e:

@@ -99,6 +99,11 @@ def test_dry_run_prints_a_valid_ruleset_and_changes_nothing(
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert not has_table(topo, table)
+    res = cli(*common(api, table), "--dry-run", "--nodeport-addresses", "192.0.2.0/24",
+              prefix=topo.exec_prefix())
+    assert res.returncode == 0, res.stderr
+    assert f"add element ip {table} nodeport-ips {{ 192.0.2.1 }}" in res.stdout
+    assert "10.244.1.1 }" not in res.stdout
 
 
 @pytest.mark.root

@@ -16,6 +16,7 @@ import pytest
 from kdns.proxy import names
 from kdns.proxy.conntrack import Conntrack
 from kdns.proxy.model import Endpoint, ServicePort
+from kdns.proxy.nodeaddrs import NodeAddresses
 from kdns.proxy.syncer import Syncer, SyncSettings
 from tests.proxy.conftest import Proxy
 from tests.proxy.netns import EXT_V4, EXTERNAL_IP, GW_V4, NODE_V4, Topology, pod_v4, pod_v6
@@ -268,3 +269,14 @@ async def test_load_balancer_source_ranges(topo: Topology, proxy: Proxy) -> None
     # The ranges guard the load-balancer IP only: the ClusterIP and NodePort still answer.
     assert topo.probe("ext", "tcp", NODE_V4, "30443")[0].split()[0] in {"a", "b"}
     assert topo.probe("c", "tcp", CIP, "80")[0].split()[0] in {"a", "b"}
+
+
+async def test_nodeport_addresses(topo: Topology, proxy: Proxy) -> None:
+    restricted = Syncer(proxy.cfg, lambda: [web(node_port=30080)], nft=proxy.nft,
+                        conntrack=proxy.conntrack, nodeport_cidrs=("192.0.2.0/24",),
+                        addresses=NodeAddresses(topo.exec_prefix()))
+    assert await restricted.sync()
+    assert backends(topo.probe("ext", "tcp", NODE_V4, "30080", "--count=6")).keys() <= {"a", "b"}
+    # The bridge address is not listed: no NodePort there (nothing listens: refused by the node).
+    there = topo.probe("c", "tcp", GW_V4, "30080", "--timeout=2")
+    assert there[0].startswith("ERR ECONNREFUSED"), there

@@ -161,3 +161,18 @@ def test_zone_hints_like_kube_proxy() -> None:
     assert categorize(sp, [a, b, not_ready], "n", "zone-a").cluster == [a]
     rs = render([sp], dataclasses.replace(sc.CFG, node_zone="zone-b"), "ip")
     assert "mod 1 vmap" in rs.chains[names.cluster_chain(sp)].rules[-1]
+
+
+def test_nodeport_addresses_restrict_nodeports_to_listed_ips() -> None:
+    from kdns.proxy.nodeaddrs import select
+
+    ips = select(["127.0.0.1", "192.0.2.1", "10.244.1.1", "2001:db8::1", "fe80::1%eth0"],
+                 ["192.0.2.0/24", "2001:db8::/64", "127.0.0.0/8"])
+    assert ips == ("192.0.2.1", "2001:db8::1")  # loopback never, link-local not listed
+    cfg = dataclasses.replace(sc.CFG, nodeport_ips=ips)
+    v4, v6 = (render([sc.NODEPORT], cfg, f) for f in FAMILIES)
+    assert v4.chains["services"].rules[1] == (
+        "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports")
+    assert set(v4.elements["nodeport-ips"]) == {"192.0.2.1"}
+    assert set(v6.elements["nodeport-ips"]) == {"2001:db8::1"}
+    assert render([sc.NODEPORT], sc.CFG, "ip").elements["nodeport-ips"] == {}
