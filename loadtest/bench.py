@@ -78,7 +78,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 def measure(server: Server, queries: Path, rates: list[int], seconds: float,
-            client_cpu: str, warmup: float = 0) -> tuple[list[Run], float, float]:
+            client_cpu: str, warmup: float = 0) -> tuple[list[Run], float, float, float]:
+    rss_idle = rss_mib(server.pid)
     if warmup:  # every server alike: caches filled as in steady state, first-query costs paid
         dnsperf(server.port, queries, warmup, 10000, client_cpu)
         time.sleep(0.5)
@@ -90,7 +91,7 @@ def measure(server: Server, queries: Path, rates: list[int], seconds: float,
         runs.append(Run(rate, sent, done, lost, qps, cpu / max(done, 1) * 1e6,
                         pct(lat, 0.5), pct(lat, 0.99)))
         time.sleep(0.5)
-    return runs, rss_mib(server.pid), runs[-1].qps
+    return runs, rss_idle, rss_mib(server.pid), runs[-1].qps
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "dnsmasq": lambda: Dnsmasq("dnsmasq", work / "dnsmasq", args.server_cpu, cluster),
         "twisted": lambda: Twisted("twisted", work / "twisted", args.server_cpu, cluster),
     }
-    results: dict[str, tuple[list[Run], float, float]] = {}
+    results: dict[str, tuple[list[Run], float, float, float]] = {}
     for name in args.peers.split(","):
         server = makers[name]()
         try:
@@ -143,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
         if name in results:
-            runs, rss, ceiling = results[name]
-            print(f"{name}: ceiling {ceiling:.0f} qps, RSS {rss:.1f} MiB, "
+            runs, _, rss, ceiling = results[name]
+            print(f"{name}: ceiling {ceiling:.0f} qps ({1e6 / max(runs[-1].cpu_us, 1e-9):.0f} per "
+                  f"server core), RSS {rss:.1f} MiB, "
                   + ", ".join(f"{r.offered}: {r.cpu_us:.1f} µs/q p99 {r.p99_ms:.2f} ms "
                               f"lost {r.lost}" for r in runs[:-1]), flush=True)
     report = render(results, rates, args, cluster)
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render(results: dict[str, tuple[list[Run], float, float]], rates: list[int],
+def render(results: dict[str, tuple[list[Run], float, float, float]], rates: list[int],
            args: argparse.Namespace, cluster: Cluster) -> str:
     lines = [f"# kdns load test {time.strftime('%Y-%m-%d %H:%M')}", "",
              f"Cluster: {cluster.services} services, {cluster.headless} headless x "
@@ -163,28 +165,39 @@ def render(results: dict[str, tuple[list[Run], float, float]], rates: list[int],
              f"AAAA NODATA, external (cached) names, 20% mixed case. Server on CPU "
              f"{args.server_cpu}, dnsperf on CPU {args.client_cpu}, {args.seconds:.0f} s per "
              f"point, kdns workers: {args.workers}.", "",
-             "| server | ceiling qps | RSS MiB | " + " | ".join(
-                 f"µs/q @{r // 1000}k | p99 ms @{r // 1000}k | lost @{r // 1000}k"
-                 for r in rates) + " |",
-             "|---|---|---|" + "---|---|---|" * len(rates)]
-    for name, (runs, rss, ceiling) in results.items():
+             "| server | ceiling qps | server cores @ceiling | qps per server core | RSS MiB "
+             "idle / after | "
+             + " | ".join(f"µs/q @{r // 1000}k | p99 ms @{r // 1000}k | lost @{r // 1000}k"
+                          for r in rates) + " |",
+             "|---|---|---|---|---|" + "---|---|---|" * len(rates)]
+    for name, (runs, rss_idle, rss, ceiling) in results.items():
         cells = [f"{r.cpu_us:.1f} | {r.p99_ms:.2f} | {r.lost}" for r in runs[:-1]]
-        lines.append(f"| {name} | {ceiling:.0f} | {rss:.1f} | " + " | ".join(cells) + " |")
+        top = runs[-1]
+        cores = top.qps * top.cpu_us / 1e6
+        per_core = 1e6 / top.cpu_us if top.cpu_us else 0
+        lines.append(f"| {name} | {ceiling:.0f} | {cores:.2f} | {per_core:.0f} | "
+                     f"{rss_idle:.1f} / {rss:.1f} | " + " | ".join(cells) + " |")
+    lines += ["", "The ceiling is dnsperf unthrottled; when the server core is not saturated "
+              "(cores @ceiling well below 1) dnsperf or a noisy machine was the limit, and qps per "
+              "server core (answered queries / server CPU seconds at the ceiling) is the "
+              "server's own one-core figure."]
     if "kdns" in results:
-        k_runs, _, k_ceiling = results["kdns"]
+        k_runs, _, _, k_ceiling = results["kdns"]
         lines += ["", "Ratios kdns/peer (CPU per query at 20k: < 1 means kdns is cheaper; "
                   "ceiling: > 1 means kdns is faster):", ""]
         idx = rates.index(20000) if 20000 in rates else 0
-        for name, (runs, _, ceiling) in results.items():
+        for name, (runs, _, _, ceiling) in results.items():
             if name == "kdns":
                 continue
             cpu_ratio = k_runs[idx].cpu_us / runs[idx].cpu_us if runs[idx].cpu_us else 0
+            core_ratio = runs[-1].cpu_us / k_runs[-1].cpu_us if k_runs[-1].cpu_us else 0
             lines.append(f"- vs {name}: CPU/query {cpu_ratio:.2f}x, ceiling "
-                         f"{k_ceiling / ceiling if ceiling else 0:.2f}x")
+                         f"{k_ceiling / ceiling if ceiling else 0:.2f}x, qps per server core "
+                         f"{core_ratio:.2f}x")
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict[str, tuple[list[Run], float, float]], path: Path) -> None:
+def plot(results: dict[str, tuple[list[Run], float, float, float]], path: Path) -> None:
     try:
         import matplotlib
 
@@ -193,7 +206,7 @@ def plot(results: dict[str, tuple[list[Run], float, float]], path: Path) -> None
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, (runs, _, _) in results.items():
+    for name, (runs, _, _, _) in results.items():
         pts = [(r.offered, r.p99_ms) for r in runs if r.offered]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
     ax.set_xlabel("offered load (qps)")
