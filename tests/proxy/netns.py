@@ -69,6 +69,10 @@ class Topology:
     def _add_ns(self, short: str) -> None:
         sh("ip", "netns", "add", self.ns(short))
         self.created.append(self.ns(short))
+        # No IPv6 duplicate address detection: link-local addresses would stay "tentative" for
+        # a second or two after each link comes up, and early IPv6 packets could be lost.
+        sh("ip", "netns", "exec", self.ns(short), "sysctl", "-qw",
+           "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
         sh("ip", "-n", self.ns(short), "link", "set", "lo", "up")
 
     def create(self) -> None:
