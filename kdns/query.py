@@ -45,6 +45,35 @@ _QR = 0x8000
 _OPCODE_MASK = 0x7800
 
 
+class LogLimiter:
+    """At most one line per ``interval`` seconds per error kind: a query that triggers a plugin
+    bug can be repeated by anyone, and must not flood the logs (reliability.md section 7)."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def allow(self, kind: str) -> int | None:
+        """None to stay quiet, else the number of lines suppressed since the last one."""
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.interval) < self.interval:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return None
+        if len(self._last) > 1000:  # bounded: kinds are exception types, but be sure
+            self._last.clear()
+            self._suppressed.clear()
+        self._last[kind] = now
+        return self._suppressed.pop(kind, 0)
+
+
+_LOG_LIMIT = LogLimiter()
+
+
+def _suppressed_note(n: int) -> str:
+    return f" ({n} similar suppressed)" if n else ""
+
+
 def header_reply(wire: bytes, rcode: int) -> bytes:
     """A header-only reply (no question) for queries that could not be parsed."""
     qid, flags = struct.unpack_from("!HH", wire)
@@ -135,15 +164,21 @@ class QueryProcessor:
         except Exception as e:  # a plugin bug answers SERVFAIL for this query only
             req.no_memo = True
             self.stats.panics += 1
-            log.error("Recovered from panic in server: %r %s", e,
-                      traceback.format_exc(limit=-3).replace("\n", " | "))
+            n = _LOG_LIMIT.allow(f"panic {type(e).__name__}")
+            if n is not None:
+                log.error("Recovered from panic in server: %r %s%s", e,
+                          traceback.format_exc(limit=-3).replace("\n", " | "),
+                          _suppressed_note(n))
             resp = req.reply(dns.rcode.SERVFAIL)
             req.answered_by = ""
         try:
             out = render(resp, req.max_size)
         except Exception as e:  # a plugin built a reply that cannot be rendered
             self.stats.panics += 1
-            log.error("Recovered from panic in server: cannot render reply: %r", e)
+            n = _LOG_LIMIT.allow(f"render {type(e).__name__}")
+            if n is not None:
+                log.error("Recovered from panic in server: cannot render reply: %r%s", e,
+                          _suppressed_note(n))
             resp = req.reply(dns.rcode.SERVFAIL)
             req.no_memo = True
             out = render(resp, req.max_size)
@@ -151,7 +186,9 @@ class QueryProcessor:
             try:
                 req.on_reply(resp, out)
             except Exception as e:  # an observer's bug must not cost the client its answer
-                log.error("on_reply callback failed: %r", e)
+                n = _LOG_LIMIT.allow(f"on_reply {type(e).__name__}")
+                if n is not None:
+                    log.error("on_reply callback failed: %r%s", e, _suppressed_note(n))
         rcode = resp.rcode()
         if req.memo_deps is not None and not req.no_memo:
             self._remember(wire, out, req, rcode)
