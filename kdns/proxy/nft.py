@@ -67,3 +67,14 @@ class Nft:
             chains=frozenset(obj["name"] for kind, obj in mine if kind == "chain"),
             sets={obj["name"]: kind for kind, obj in mine if kind != "chain"},
         )
+
+    async def has_table(self, family: str, table: str) -> bool:
+        """Whether the table exists (a cheap listing of table names only)."""
+        rc, out, err = await self._run(["-j", "list", "tables", family])
+        if rc != 0:
+            raise NftError(f"nft list tables {family} failed: {err.strip()}")
+        try:
+            items: list[dict[str, Any]] = json.loads(out)["nftables"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise NftError(f"nft -j list printed unexpected output: {e}") from None
+        return any(i.get("table", {}).get("name") == table for i in items)

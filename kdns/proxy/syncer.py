@@ -67,6 +67,7 @@ class Syncer:
         self._need_full = True
         self._failures = 0  # consecutive failed syncs, for the retry backoff
         self._last_full = 0.0
+        self._last_canary = 0.0
         self._last_attempt: float | None = None
         self._wakeup = asyncio.Event()
         self.queued_at: float | None = clock()  # the oldest change not yet applied
@@ -109,6 +110,16 @@ class Syncer:
         full = self._need_full or start - self._last_full >= self.settings.full_sync_period
         ports = self._snapshot()
         try:
+            if not full and start - self._last_canary >= self.settings.sync_period:
+                # Someone may have flushed the ruleset (a firewall reload, say): the table is
+                # the canary, checked once per sync period; gone means a full sync now.
+                self._last_canary = start
+                for family in self._families:
+                    if not await self._nft.has_table(family, self.cfg.table):
+                        log.warning("table %s %s disappeared; full sync", family, self.cfg.table)
+                        full = True
+            if full:
+                self._last_canary = start  # a full sync (re)creates the tables
             await self.refresh_node_addresses()
             for family in self._families:
                 await self._sync_family(family, ports, full, start)

@@ -19,7 +19,16 @@ from kdns.proxy.model import Endpoint, ServicePort
 from kdns.proxy.nodeaddrs import NodeAddresses
 from kdns.proxy.syncer import Syncer, SyncSettings
 from tests.proxy.conftest import Proxy
-from tests.proxy.netns import EXT_V4, EXTERNAL_IP, GW_V4, NODE_V4, Topology, pod_v4, pod_v6
+from tests.proxy.netns import (
+    EXT_V4,
+    EXTERNAL_IP,
+    GW_V4,
+    NODE_V4,
+    Topology,
+    pod_v4,
+    pod_v6,
+    sh,
+)
 
 pytestmark = pytest.mark.root
 
@@ -280,3 +289,14 @@ async def test_nodeport_addresses(topo: Topology, proxy: Proxy) -> None:
     # The bridge address is not listed: no NodePort there (nothing listens: refused by the node).
     there = topo.probe("c", "tcp", GW_V4, "30080", "--timeout=2")
     assert there[0].startswith("ERR ECONNREFUSED"), there
+
+
+async def test_deleted_table_is_rebuilt(topo: Topology, proxy: Proxy) -> None:
+    syncer = Syncer(proxy.cfg, lambda: [web()], nft=proxy.nft, conntrack=proxy.conntrack,
+                    settings=SyncSettings(sync_period=0.0))  # canary checked on every sync
+    assert await syncer.sync()
+    for family in ("ip", "ip6"):
+        sh(*topo.exec_prefix(), "nft", "delete", "table", family, proxy.table)  # a "flush"
+    assert topo.probe("c", "tcp", CIP, "80", "--timeout=0.5")[0].startswith("ERR")
+    assert await syncer.sync()  # nothing changed in the API, but the table is gone
+    assert backends(topo.probe("c", "tcp", CIP, "80", "--count=10")).keys() <= {"a", "b"}

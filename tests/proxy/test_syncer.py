@@ -22,6 +22,7 @@ class FakeNft(Nft):
     log: list[str] = dataclasses.field(default_factory=list)
     times: list[float] = dataclasses.field(default_factory=list)
     applied: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    table_present: list[bool] = dataclasses.field(default_factory=lambda: [True])
     fail: list[bool] = dataclasses.field(default_factory=list)  # pop(0) per apply
 
     async def apply(self, text: str, *, check_only: bool = False) -> None:
@@ -33,6 +34,9 @@ class FakeNft(Nft):
 
     async def existing(self, family: str, table: str) -> Existing:
         return Existing()
+
+    async def has_table(self, family: str, table: str) -> bool:
+        return self.table_present[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,3 +164,15 @@ async def test_failed_syncs_retry_with_backoff_capped_at_sync_period() -> None:
     assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert await syncer.sync()
     assert syncer._next_deadline() - clock.now == 30.0
+
+
+async def test_a_vanished_table_is_noticed_within_a_sync_period() -> None:
+    syncer, nft, _, clock = make([sc.WEB], sync_period=30.0)
+    assert await syncer.sync()
+    nft.table_present[0] = False  # someone flushed the ruleset
+    clock.now += 10
+    assert await syncer.sync()
+    assert len(nft.log) == 1  # not checked yet: nothing changed, nothing sent
+    clock.now += 21
+    assert await syncer.sync()
+    assert len(nft.log) == 2 and nft.log[-1].startswith("add table")  # forced full sync
