@@ -15,8 +15,9 @@ Loop (client-go's reflector, without its pitfalls for DNS):
 5. A safety relist runs every ``resync_interval`` (± jitter) to heal events that were skipped.
 
 Malformed objects or events are counted (``kdns_k8s_malformed_total``) and skipped; a reducer
-returning None means "not interesting" and deletes the key. Exceptions raised by the sink are
-bugs of the consumer and propagate out of ``run``.
+returning None means "not interesting" and deletes the key. Any other exception (a bug here
+or in the sink) is logged and the loop starts over with a full list after the backoff
+(``kdns_k8s_relists_total{reason="error"}``): a dead reflector would silently freeze DNS.
 """
 
 from __future__ import annotations
@@ -215,6 +216,14 @@ class Reflector(Generic[T]):
                 n = self._failures
                 if n & (n - 1) == 0 or n % 100 == 0:
                     self.log.warning("%s: %s (failure %d, retrying)", name, exc, n)
+            except Exception as exc:  # a bug (ours or a sink's) must not end the watch for good
+                # The sink may hold a half-applied change: start over from a full list.
+                self._failures += 1
+                if list_reason != "initial":
+                    list_reason = "error"
+                n = self._failures
+                if n & (n - 1) == 0 or n % 100 == 0:
+                    self.log.error("%s: unexpected %r (failure %d, relisting)", name, exc, n)
             await asyncio.sleep(self._delay(retry_after))
 
     def _delay(self, retry_after: float | None) -> float:
