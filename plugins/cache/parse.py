@@ -94,7 +94,10 @@ def _is_int(text: str) -> bool:
 def _int(d: Dispenser, text: str) -> int:
     if not _is_int(text):
         raise d.err(f'strconv.Atoi: parsing "{text}": invalid syntax')
-    return int(text)
+    n = int(text)
+    if not -(2**63) <= n < 2**63:  # as Go's Atoi: a capacity of 10^23 is not "unbounded"
+        raise d.err(f'strconv.Atoi: parsing "{text}": value out of range')
+    return n
 
 
 def _capacity(d: Dispenser, kind: str, opts: dict[str, object]) -> None:
