@@ -22,6 +22,9 @@ from tests.reliability.helpers import http_status, wait_status
 from tests.upstream.fakeupstream import FakeUpstream
 
 NS = "rel"
+RBAC_ALLOWED = {(verb, group, resource) for verb in ("list", "watch")
+                for group, resource in (("", "services"), ("", "namespaces"),
+                                        ("discovery.k8s.io", "endpointslices"))}
 COREFILE = """\
 %(cluster_block)s
 .:{port} {
@@ -106,6 +109,10 @@ def cluster(n_services: int = 20, *, lameduck: str = "0s", startup: str = "1s",
                 wait_status(f"http://127.0.0.1:{c.metrics}/metrics", 200)
             yield c
             assert "Traceback" not in k.output, k.output
+        # S3: the RBAC audit of every API request this kdns made.
+        records = api.requests()
+        assert {r.method for r in records} <= {"GET"}
+        assert {r.rbac for r in records} <= RBAC_ALLOWED, {r.rbac for r in records}
 
 
 @dataclass
