@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dns.exception
 import dns.message
 import dns.rcode
 import dns.rrset
@@ -265,10 +266,20 @@ def test_p4_random_name_flood_memory_bounded() -> None:
             time.sleep(5)
             rss_after = rss_kib(k.proc.pid)
             assert k.proc.poll() is None
-            assert k.query("known.test.").rcode() == dns.rcode.NOERROR
+            # Still serving; the kernel queue of flood datagrams drains at the slow-path rate
+            # first (see T7's xfail), so allow it time.
+            t1 = time.monotonic()
+            while True:
+                try:
+                    assert k.query("known.test.", timeout=1.0).rcode() == dns.rcode.NOERROR
+                    break
+                except dns.exception.Timeout:
+                    assert time.monotonic() - t1 < 30, "kdns stopped answering after the flood"
+            drained = time.monotonic() - t1 + 5
             assert k.query("after.example.").rcode() == dns.rcode.NOERROR
     print(f"P4 {len(sources)} source addresses, cache entries max {max(entries):.0f}, RSS "
-          f"{rss0 / 1024:.1f} -> max {max(rss) / 1024:.1f}, after idle {rss_after / 1024:.1f} MiB")
+          f"{rss0 / 1024:.1f} -> max {max(rss) / 1024:.1f}, after idle {rss_after / 1024:.1f} MiB"
+          f"; answering again {drained:.1f}s after the flood")
     assert 900 <= max(entries) <= 2000  # the cache filled up, and not beyond its capacity
     assert max(rss) - rss0 <= 64 * 1024
     assert rss_after - rss0 <= 64 * 1024

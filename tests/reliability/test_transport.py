@@ -329,8 +329,12 @@ def test_t5_non_reading_client(server: Server) -> None:
 def _peer_gone(port: int, s: socket.socket) -> bool:
     """Whether kdns's side of ``s`` is gone (no ESTABLISHED entry for our local port)."""
     lport = s.getsockname()[1]
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
+    lines: list[str] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):  # kdns's dual-stack socket: tcp6
+        with open(table) as f:
+            lines += f.readlines()[1:]
+    if True:
+        for line in lines:
             parts = line.split()
             local, remote, state = parts[1], parts[2], parts[3]
             if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == lport:
