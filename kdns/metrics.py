@@ -267,6 +267,16 @@ class ServerStatsCollector(Collector):
         for (server, zone), n in list(s.do_requests.items()):
             do.add_metric([server, zone, ""], n)
         yield do
+        replays = CounterMetricFamily("kdns_fastpath_replays", "Replies served by the wire fast "
+                                      "path (stored reply bytes; also counted in "
+                                      "coredns_dns_*).", labels=["server", "proto"])
+        by_listener: dict[tuple[str, str], int] = {}
+        for slot in list(self.stats.fast_slots.values()):
+            k = (slot.key[0], slot.key[2])
+            by_listener[k] = by_listener.get(k, 0) + slot.n[1] + slot.n[2]
+        for (server, proto), n in sorted(by_listener.items()):
+            replays.add_metric([server, proto], n)
+        yield replays
         dur = HistogramMetricFamily("coredns_dns_request_duration_seconds", "Histogram of the time "
                                     "(in seconds) each request took per zone.",
                                     labels=["server", "zone", "view"])
