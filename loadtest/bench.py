@@ -168,8 +168,11 @@ def render(results: dict[str, tuple[list[Run], float, float, float]], rates: lis
            args: argparse.Namespace, cluster: Cluster) -> str:
     lines = [f"# kdns load test {time.strftime('%Y-%m-%d %H:%M')}", "",
              f"Cluster: {cluster.services} services, {cluster.headless} headless x "
-             f"{cluster.endpoints} endpoints; query mix: cluster A, search-path NXDOMAIN, SRV, "
-             f"AAAA NODATA, external (cached) names, 20% mixed case. Server on CPU "
+             f"{cluster.endpoints} endpoints; " + (
+                 "scenario hosts: kdns answers the services as hosts entries, A queries only"
+                 if args.scenario == "hosts" else
+                 "query mix: cluster A, search-path NXDOMAIN, SRV, AAAA NODATA, external "
+                 "(cached) names, 20% mixed case") + f". Server on CPU "
              f"{args.server_cpu}, dnsperf on CPU {args.client_cpu}, {args.seconds:.0f} s per "
              f"point, kdns workers: {args.workers}.", "",
              "| server | ceiling qps | server cores @ceiling | qps per server core | RSS MiB "
