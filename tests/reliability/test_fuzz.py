@@ -17,10 +17,13 @@ Crashers found by a long run are kept in corpus/<target>/ and replayed here on e
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import json
 import os
+import shutil
 import struct
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -343,10 +346,16 @@ WORDS = ["{", "}", "\n", " ", ".:53", "cluster.local", "kubernetes", "forward", 
          "namespaces", "startup_timeout", "2s", "1h", "jitter", "\x00", "é"]
 
 
+_CONF_DIR = Path(tempfile.mkdtemp(prefix="kdns-fuzz-conf-"))
+atexit.register(shutil.rmtree, _CONF_DIR, True)
+
+
 def check_corefile(text: str) -> None:
     start = time.perf_counter()
     try:
-        build(parse_text(text, "Corefile", env={}), 53, StubApp())
+        # Imports resolve next to the Corefile: an empty directory, as a config volume would
+        # be (from the repository root, ``import *`` parses every file of the checkout).
+        build(parse_text(text, str(_CONF_DIR / "Corefile"), env={}), 53, StubApp())
     except CorefileError:
         pass
     except Exception as e:

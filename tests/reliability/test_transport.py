@@ -464,8 +464,9 @@ def test_t7_udp_flood_memory_bounded(server: Server, flood: Flood) -> None:
     """In-flight work is bounded: RSS <= baseline + 64 MiB at every sample, no crash, the
     overload is answered REFUSED (forward's max_concurrent) or shed, never queued unbounded."""
     assert flood.rss_peak - flood.rss_before < 64 * 1024
-    assert flood.answers.get(dns.rcode.REFUSED, 0) > 0
-    assert sum(flood.answers.values()) < flood.sent  # some were shed, none crashed kdns
+    # The excess was shed (in-flight cap, kernel queue) or REFUSED (forward's max_concurrent,
+    # reached only when the offered rate exceeds 1,000 / 0.2 s): never queued without limit.
+    assert sum(flood.answers.values()) < flood.sent
     server.canary()
 
 
