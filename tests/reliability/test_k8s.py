@@ -540,11 +540,11 @@ def test_k11_ndots_never_forwards_cluster_names(ndots: Ndots) -> None:
     assert ndots.upstream_total == ndots.upstream_first
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured ~76% (not 99%) of cluster-zone NXDOMAINs answered within 2 ms inside kdns when "
-    "they are interleaved with forwarded queries, although the same queries alone are 99% "
-    "within 2 ms (and fast-path hits take ~20 us): work of the forwarded queries (forward/cache "
-    "on the same loop, GC) delays them; not yet investigated"))
+# Not strict: load-sensitive. 99.9% within 2 ms when kdns had the CPU; 76-92% in runs where
+# other test suites shared the two cores (kdns preempted mid-query counts as slow too).
+@pytest.mark.xfail(strict=False, reason=(
+    "load-sensitive: kdns's own request durations include time it is preempted; measured "
+    "99.9% within 2 ms on a quiet machine, 76-92% while other suites shared the 2 cores"))
 def test_k11_cluster_suffix_nxdomain_p99_under_2ms(ndots: Ndots) -> None:
     """kdns's own p99 (request-duration histogram of the cluster.local block, le=2 ms): on this
     shared 2-core machine the client's view adds several ms of scheduler noise even for
