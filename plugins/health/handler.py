@@ -8,7 +8,6 @@ served, so load balancers drain before the listeners close.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 
@@ -18,6 +17,7 @@ from kdns.godur import format_go_duration
 from kdns.hostport import split_host_port
 from kdns.log import plugin_log
 from kdns.plugin import Handler, HttpResponse, HttpRoute, Plugin
+from kdns.tasks import cancel_and_wait
 
 from .metrics import REQUEST_DURATION, REQUEST_FAILURES
 from .parse import HealthConfig
@@ -64,11 +64,8 @@ class Health(Plugin):
         self._task = asyncio.create_task(self._probe_loop(), name="health-probe")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def on_shutdown(self) -> None:
         global _lameduck_started

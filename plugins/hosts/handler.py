@@ -10,7 +10,6 @@ also read ``table``, ``origins`` and ``fall`` directly (``table.generation`` cha
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import stat
@@ -23,6 +22,7 @@ import dns.rrset
 
 from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request, in_zones
+from kdns.tasks import cancel_and_wait
 from kdns.wire.fastpath import Version
 
 from .metrics import HOSTS_ENTRIES, HOSTS_RELOAD_TIMESTAMP
@@ -135,11 +135,8 @@ class Hosts(Plugin):
             self._task = asyncio.create_task(self._reload_loop(), name="hosts-reload")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _reload_loop(self) -> None:
         while True:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 
 import dns.message
@@ -13,6 +12,7 @@ import dns.rdatatype
 from kdns.errors import KdnsError
 from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request
+from kdns.tasks import cancel_and_wait
 
 from .parse import WEIGHTED, LoadBalanceConfig
 from .reorder import PreferOrder, prefer, reorderable, round_robin, uniform_rank
@@ -72,11 +72,8 @@ class LoadBalance(Plugin):
             self._task = asyncio.create_task(self._reload_loop(), name="loadbalance-weights")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _reload_loop(self) -> None:
         while True:

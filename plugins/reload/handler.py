@@ -7,7 +7,6 @@ plugin options, a taken port) is counted and the same content is not retried unt
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 from kdns.corefile.digest import config_digest
@@ -15,6 +14,7 @@ from kdns.corefile.parser import parse_text
 from kdns.errors import KdnsError
 from kdns.log import plugin_log
 from kdns.plugin import App, Handler, Plugin
+from kdns.tasks import cancel_and_wait
 
 from .metrics import FAILED, set_version
 from .parse import ReloadConfig
@@ -68,11 +68,8 @@ class Reload(Plugin):
     async def stop(self) -> None:
         if self in _running:
             _running.remove(self)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def on_reload_failed(self, error: str) -> None:
         if self._requested:
