@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.ready.handler import Ready
 from kdns.plugins.ready.parse import ReadyConfig
-
-
-class _App:
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
+from tests.chainbuild import built_plugin
 
 
 def config(body: str) -> ReadyConfig:
-    for lst in build(parse_text(f". {{\n{body}\nwhoami\n}}\n", "Corefile"), 53, _App()):
-        for p in lst.zones["."].plugins:
-            if isinstance(p, Ready):
-                return p.cfg
-    raise AssertionError("no ready plugin built")
+    return built_plugin(body, Ready).cfg
 
 
 @pytest.mark.parametrize("body,expected", [

@@ -6,30 +6,17 @@ import random
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.reload.handler import Reload
 from kdns.plugins.reload.parse import ReloadConfig
-
-
-class _App:
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
+from tests.chainbuild import built_plugin
 
 
 def config(body: str) -> ReloadConfig:
-    for lst in build(parse_text(f". {{\n{body}\nwhoami\n}}\n", "Corefile"), 53, _App()):
-        for p in lst.zones["."].plugins:
-            if isinstance(p, Reload):
-                assert p.cfg.interval - p.cfg.jitter / 2 <= p.period
-                assert p.period <= p.cfg.interval + p.cfg.jitter / 2
-                return p.cfg
-    raise AssertionError("no reload plugin built")
+    p = built_plugin(body, Reload)
+    assert p.cfg.interval - p.cfg.jitter / 2 <= p.period
+    assert p.period <= p.cfg.interval + p.cfg.jitter / 2
+    return p.cfg
 
 
 @pytest.mark.parametrize("body,expected", [
