@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from kdns import gcstats
 from kdns.chain import Chain, Listener, build
 from kdns.corefile.digest import config_digest
 from kdns.corefile.parser import parse_text
@@ -126,6 +127,7 @@ class Server:
     # --- run ----------------------------------------------------------------------------
     async def run(self) -> int:
         register_server_stats()
+        gcstats.install()
         config = self._load(self.corefile_text)
         # Plugins start before the listeners open, so no query meets a plugin that has not
         # started (the loop probe and the kubernetes sync run in background tasks).
