@@ -18,6 +18,7 @@ from kdns.chain import build
 from kdns.corefile import parse_text
 from kdns.directives import BUILTIN
 from kdns.errors import KdnsError
+from tests.chainbuild import StubApp
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 REQUIRED = ("Name", "Description", "Syntax", "Examples")
@@ -71,19 +72,6 @@ def sections(readme: Path) -> dict[str, str]:
     return out
 
 
-class _App:
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-
-    def not_ready(self) -> list[str]:
-        return []
-
-    def config_digest(self) -> str:
-        return ""
-
-
 def _missing_plugins(text: str) -> list[str]:
     """Built-in directives used by ``text`` whose package kdns.plugins.<name> does not exist."""
     missing = set()
@@ -107,7 +95,7 @@ def test_corefile_block_loads(block: Block) -> None:
     if missing:
         pytest.skip(f"{block.where}: plugins not implemented yet: {', '.join(missing)}")
     try:
-        build(parse_text(block.text, "README", env={}), 53, _App())
+        build(parse_text(block.text, "README", env={}), 53, StubApp())
     except KdnsError as e:
         pytest.fail(f"{block.where}: corefile block does not load: {e}\n{block.text}")
 

@@ -1,40 +1,18 @@
-"""Helpers for parse tests: build chains from Corefile text, or get one directive's Dispenser."""
+"""Helpers for parse tests: get one directive's Dispenser, or a plugin README's Corefiles.
+
+build_text and build_error live in tests/chainbuild.py; they are re-exported here for the
+cache, forward and loop tests that import them from this module.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from kdns.chain import Listener, build
 from kdns.corefile import Dispenser, parse_text
+from tests.chainbuild import build_error, build_text
 
-
-class StubApp:
-    """The process services a plugin's setup may look at (none of them do I/O here)."""
-
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-
-    def not_ready(self) -> list[str]:
-        return []
-
-    def config_digest(self) -> str:
-        return ""
-
-
-def build_text(text: str) -> list[Listener]:
-    """Build every chain of a Corefile (raises CorefileError with CoreDNS's text)."""
-    return build(parse_text(text, "Corefile"), 53, StubApp())
-
-
-def build_error(text: str) -> str:
-    try:
-        build_text(text)
-    except Exception as e:  # the test compares the text
-        return str(e)
-    raise AssertionError("Corefile was accepted")
+__all__ = ["README_SECTIONS", "build_error", "build_text", "dispenser", "readme_corefiles"]
 
 
 def dispenser(text: str, name: str) -> Dispenser:

@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.any.handler import Any
-
-
-class _App:
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
+from tests.chainbuild import plugins_of
 
 
 def _build(body: str) -> list[str]:
-    listeners = build(parse_text(f". {{\n{body}\n}}\n", "Corefile"), 53, _App())
-    return [p.name for lst in listeners for c in lst.zones.values() for p in c.plugins
-            if isinstance(p, Any)]
+    return [p.name for p in plugins_of(f". {{\n{body}\n}}\n", Any)]
 
 
 def test_parse_ok() -> None:

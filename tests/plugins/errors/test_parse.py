@@ -6,29 +6,14 @@ import logging
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.errors.handler import Errors
 from kdns.plugins.errors.parse import ErrorsConfig
-
-
-class _App:
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
+from tests.chainbuild import built_plugin
 
 
 def config(body: str) -> ErrorsConfig:
-    for lst in build(parse_text(f". {{\n{body}\nwhoami\n}}\n", "Corefile"), 53, _App()):
-        for chain in lst.zones.values():
-            for p in chain.plugins:
-                if isinstance(p, Errors):
-                    return p.cfg
-    raise AssertionError("no errors plugin built")
+    return built_plugin(body, Errors).cfg
 
 
 def summary(cfg: ErrorsConfig) -> list[tuple[float, str, int, bool]]:

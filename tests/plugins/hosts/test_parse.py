@@ -6,33 +6,18 @@ import ipaddress
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.hosts.handler import Hosts
 from kdns.plugins.hosts.parse import HostsConfig
 from kdns.plugins.hosts.table import HostLine
+from tests.chainbuild import first_plugin
 
 COREFILE_PATH = "/etc/kdns/Corefile"
 
 
-class _App:
-    corefile_path = COREFILE_PATH
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
-
 
 def _config(body: str, keys: str = "example.org") -> HostsConfig:
-    listeners = build(parse_text(f"{keys} {{\n{body}\n}}\n", "Corefile"), 53, _App())
-    for lst in listeners:
-        for chain in lst.zones.values():
-            for p in chain.plugins:
-                if isinstance(p, Hosts):
-                    return p.cfg
-    raise AssertionError("no hosts plugin built")
+    return first_plugin(f"{keys} {{\n{body}\n}}\n", Hosts, COREFILE_PATH).cfg
 
 
 def _line(addr: str, *names: str) -> HostLine:

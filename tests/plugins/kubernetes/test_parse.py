@@ -6,30 +6,14 @@ from typing import Any
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.kubernetes.handler import Kubernetes
 from kdns.plugins.kubernetes.parse import KubernetesConfig
-
-
-class _App:
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
+from tests.chainbuild import first_plugin
 
 
 def cfg_of(text: str) -> KubernetesConfig:
-    listeners = build(parse_text(text, "Corefile"), 53, _App())
-    for lst in listeners:
-        for chain in lst.zones.values():
-            for p in chain.plugins:
-                if isinstance(p, Kubernetes):
-                    return p.cfg
-    raise AssertionError("no kubernetes plugin built")
+    return first_plugin(text, Kubernetes).cfg
 
 
 def block(body: str, args: str = "cluster.local", keys: str = ".") -> str:

@@ -6,30 +6,14 @@ import ipaddress
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.loadbalance.handler import LoadBalance
 from kdns.plugins.loadbalance.parse import LoadBalanceConfig
-
-
-class _App:
-    corefile_path = "/etc/kdns/Corefile"
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
+from tests.chainbuild import first_plugin
 
 
 def _config(body: str) -> LoadBalanceConfig:
-    listeners = build(parse_text(f". {{\n{body}\n}}\n", "Corefile"), 53, _App())
-    for lst in listeners:
-        for chain in lst.zones.values():
-            for p in chain.plugins:
-                if isinstance(p, LoadBalance):
-                    return p.cfg
-    raise AssertionError("no loadbalance plugin built")
+    return first_plugin(f". {{\n{body}\n}}\n", LoadBalance, "/etc/kdns/Corefile").cfg
 
 
 def _net(s: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.log.handler import Log
 from kdns.plugins.log.parse import COMBINED_FORMAT, COMMON_FORMAT, Rule
-
-
-class _App:
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
+from tests.chainbuild import build_text
 
 
 def rules(body: str) -> tuple[Rule, ...]:
-    for lst in build(parse_text(f". {{\n{body}\nwhoami\n}}\n", "Corefile"), 53, _App()):
+    for lst in build_text(f". {{\n{body}\nwhoami\n}}\n"):
         chain = lst.zones["."]
         assert chain.handler is not None
         assert isinstance(chain.handler, Log), "log must be the outermost handler here"

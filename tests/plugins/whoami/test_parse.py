@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from kdns.chain import build
-from kdns.corefile import parse_text
 from kdns.errors import CorefileError
 from kdns.plugins.whoami.handler import Whoami
-
-
-class _App:
-    corefile_path = None
-    shutting_down = False
-
-    def request_reload(self) -> None: ...
-    def not_ready(self) -> list[str]: return []
-    def config_digest(self) -> str: return ""
+from tests.chainbuild import build_text
 
 
 def _whoamis(corefile: str) -> list[tuple[str, ...]]:
     """The zones of every chain that has a whoami, per listener."""
-    listeners = build(parse_text(corefile, "Corefile"), 53, _App())
-    return [chain.zones for lst in listeners for chain in lst.zones.values()
+    return [chain.zones for lst in build_text(corefile) for chain in lst.zones.values()
             if any(isinstance(p, Whoami) for p in chain.plugins)]
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.chainbuild import build_error
 from tests.kdnsproc import dig, rrtext, run_kdns
 
 COREFILE = ".:{port} {\n    whoami\n}\n"
@@ -37,17 +38,4 @@ def test_whoami_with_dig_echoes_case(kdns) -> None:  # type: ignore[no-untyped-d
     (". {\n whoami extra\n}\n", "Corefile:2 - Error during parsing: Wrong argument count"),
 ])
 def test_whoami_parse_errors(corefile: str, err: str) -> None:
-    from kdns.chain import build
-    from kdns.corefile import parse_text
-
-    class _App:
-        corefile_path = None
-        shutting_down = False
-
-        def request_reload(self) -> None: ...
-        def not_ready(self) -> list[str]: return []
-        def config_digest(self) -> str: return ""
-
-    with pytest.raises(Exception) as e:
-        build(parse_text(corefile, "Corefile"), 53, _App())
-    assert err in str(e.value)
+    assert err in build_error(corefile)
