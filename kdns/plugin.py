@@ -36,7 +36,8 @@ class Request:
     """One query as the chain sees it: the parsed message plus where it came from."""
 
     __slots__ = (
-        "answered_by", "cd", "client", "do", "edns", "local", "memo_countdown", "memo_deps",
+        "answered_by", "cd", "client", "do", "dropped", "edns", "local", "memo_countdown",
+        "memo_deps",
         "memo_rotate", "memo_tallies", "memo_until", "msg", "no_memo", "on_reply", "proto",
         "qclass", "qname", "qtype", "server", "size", "udp_size", "zone",
     )
@@ -79,6 +80,7 @@ class Request:
         self.memo_countdown: tuple[float, int] | None = None
         self.memo_tallies: tuple[Tally, ...] = ()
         self.no_memo = False
+        self.dropped = False
 
     def reusable(self, *versions: Version, until: float = math.inf) -> None:
         """Declare that this answer may be replayed while ``versions`` are unchanged and the
@@ -117,6 +119,12 @@ class Request:
 
     def not_reusable(self) -> None:
         """This answer (or this query's side effects, e.g. a log line) must not be replayed."""
+        self.no_memo = True
+
+    def drop(self) -> None:
+        """Send the client nothing at all (acl's ``drop``, CoreDNS's "no client write"): the
+        server discards whatever the chain returns, and the silence is never replayed."""
+        self.dropped = True
         self.no_memo = True
 
     def rotating(self) -> None:

@@ -171,6 +171,11 @@ class QueryProcessor:
                           _suppressed_note(n))
             resp = req.reply(dns.rcode.SERVFAIL)
             req.answered_by = ""
+        if req.dropped:
+            # No reply at all. Counted as CoreDNS's metrics plugin counts a handler that wrote
+            # nothing: a request with rcode NOERROR and no response size.
+            self._count(req, dns.rcode.NOERROR, -1, start)
+            return None
         try:
             out = render(resp, req.max_size)
         except Exception as e:  # a plugin built a reply that cannot be rendered
