@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dns.flags
 import dns.message
@@ -40,9 +40,14 @@ from .parse import KubernetesConfig
 from .records import namespace_from_raw, pod_from_raw, slice_from_raw, svc_from_raw
 from .result import Outcome, Result
 from .store import Store
+from .tldguard import NamespaceGuard
 from .versions import TagVersions
 
+if TYPE_CHECKING:
+    from kdns.k8s.reflector import Sink
+
 log = plugin_log("kubernetes")
+T = TypeVar("T")
 
 # The API server filters pods in these phases out; CoreDNS asks for the same.
 POD_FIELD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown"
@@ -63,6 +68,8 @@ class Kubernetes(Plugin):
         self.resolver = Resolver(cfg, self.store)
         self.answers = AnswerCache(self.store)
         self.versions = TagVersions(self.store)
+        self.guard = (NamespaceGuard(log, cfg.guard_except) if cfg.guard_tld_namespaces
+                      else None)
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Any = None
 
@@ -153,10 +160,10 @@ class Kubernetes(Plugin):
         cfg = self.cfg
         objs = manifests.load(cfg.manifests, cfg.labels, cfg.namespace_labels)
         store = self.store
-        store.replace_namespaces(objs.namespaces)
-        store.replace_services(objs.services)
-        store.replace_slices({} if cfg.noendpoints else objs.slices)
-        store.replace_pods(objs.pods)
+        self._sink(store.namespace_sink, namespaced=False).replace(objs.namespaces)
+        self._sink(store.service_sink).replace(objs.services)
+        self._sink(store.slice_sink).replace({} if cfg.noendpoints else objs.slices)
+        self._sink(store.pod_sink).replace(objs.pods)
         log.info("loaded %d services, %d endpointslices, %d namespaces, %d pods from manifests",
                  len(objs.services), len(objs.slices), len(objs.namespaces), len(objs.pods))
 
@@ -177,19 +184,20 @@ class Kubernetes(Plugin):
         self._client = client
         labels = cfg.labels.text if cfg.labels else None
         ns_labels = cfg.namespace_labels.text if cfg.namespace_labels else None
-        store = self.store
+        store, sink = self.store, self._sink
         reflectors: list[Reflector[Any]] = [
-            Reflector(client, SERVICES, svc_from_raw, store.service_sink,
+            Reflector(client, SERVICES, svc_from_raw, sink(store.service_sink),
                       label_selector=labels, page_bytes=LIST_PAGE_BYTES, log=log),
-            Reflector(client, NAMESPACES, namespace_from_raw, store.namespace_sink,
+            Reflector(client, NAMESPACES, namespace_from_raw,
+                      sink(store.namespace_sink, namespaced=False),
                       label_selector=ns_labels, page_bytes=LIST_PAGE_BYTES, log=log),
         ]
         if not cfg.noendpoints:
             reflectors.append(Reflector(client, ENDPOINTSLICES, slice_from_raw,
-                                        store.slice_sink, label_selector=labels,
+                                        sink(store.slice_sink), label_selector=labels,
                                         page_bytes=LIST_PAGE_BYTES, log=log))
         if cfg.pods == "verified":
-            reflectors.append(Reflector(client, PODS, pod_from_raw, store.pod_sink,
+            reflectors.append(Reflector(client, PODS, pod_from_raw, sink(store.pod_sink),
                                         label_selector=labels,
                                         field_selector=POD_FIELD_SELECTOR,
                                         page_bytes=LIST_PAGE_BYTES, log=log))
@@ -197,6 +205,10 @@ class Kubernetes(Plugin):
             task = asyncio.create_task(r.run(), name=f"kubernetes-{r.resource_name}")
             task.add_done_callback(_report_crash)
             self._tasks.append(task)
+
+    def _sink(self, inner: Sink[T], namespaced: bool = True) -> Sink[T]:
+        """Where objects enter the Store: through the TLD guard when it is on."""
+        return inner if self.guard is None else self.guard.sink(inner, namespaced)
 
     async def _wait_synced(self) -> None:
         """CoreDNS's start-up gate: wait up to startup_timeout for the first sync."""

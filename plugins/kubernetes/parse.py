@@ -41,6 +41,8 @@ class KubernetesConfig:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     zonal: bool = False
     manifests: tuple[str, ...] = ()  # offline mode: objects from YAML/JSON files, no API
+    guard_tld_namespaces: bool = False  # hide namespaces named like a public TLD, or svc
+    guard_except: frozenset[str] = frozenset()  # TLD-named namespaces served anyway
     extra_endpoints: tuple[str, ...] = field(default=(), compare=False)  # ignored, warned
 
     def namespace_allowed(self, ns: str) -> bool:
@@ -129,6 +131,9 @@ def parse(c: Controller) -> KubernetesConfig:
                 opts["zonal"] = True
             case "manifests":
                 opts["manifests"] = tuple(d.args(min=1))
+            case "guard_tld_namespaces":
+                opts["guard_tld_namespaces"] = True
+                opts["guard_except"] = _guard_except(d, d.args())
             case "multicluster":
                 raise d.err("multicluster is not supported by kdns (no ServiceImport support)")
             case _:
@@ -142,6 +147,15 @@ def parse(c: Controller) -> KubernetesConfig:
     if opts.get("manifests") and (opts.get("endpoint") or opts.get("kubeconfig")):
         raise d.err("manifests cannot be combined with endpoint or kubeconfig")
     return KubernetesConfig(zones=tuple(zones), primary_zone=primary, **opts)  # type: ignore[arg-type]
+
+
+def _guard_except(d: Dispenser, args: list[str]) -> frozenset[str]:
+    """``guard_tld_namespaces [except NAMESPACE...]``."""
+    if not args:
+        return frozenset()
+    if args[0] != "except" or len(args) == 1:
+        raise d.err(f"guard_tld_namespaces takes 'except NAMESPACE...', not {' '.join(args)!r}")
+    return frozenset(a.lower() for a in args[1:])
 
 
 def _ttl(d: Dispenser, value: str) -> int:
