@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Iterator
 
@@ -12,14 +11,24 @@ import pytest
 
 from tests.kdnsproc import KdnsProcess, dig, rrtext
 from tests.upstream.fakeupstream import FakeUpstream
-from tests.upstream.kdns import kdns
-from tests.upstream.knot import Knot, run_knot
+from tests.upstream.stack import kdns_over_upstreams, uniq
 
-
-@pytest.fixture(scope="module")
-def knot() -> Iterator[Knot]:
-    with run_knot() as k:
-        yield k
+COREFILE = """\
+example.test:{port} {
+    cache 30
+    forward . {knot}
+}
+.:{port} {
+    cache {
+        denial 1000 1800 0
+        servfail 1s
+        serve_stale 1h
+    }
+    forward . {fake} {
+        max_fails 0
+    }
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +38,8 @@ def fake() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="module")
-def kd(knot: Knot, fake: FakeUpstream) -> Iterator[KdnsProcess]:
-    corefile = (
-        "example.test:{port} {\n"
-        "    cache 30\n"
-        f"    forward . {knot.addr}\n"
-        "}\n"
-        ".:{port} {\n"
-        "    cache {\n"
-        "        denial 1000 1800 0\n"
-        "        servfail 1s\n"
-        "        serve_stale 1h\n"
-        "    }\n"
-        f"    forward . {fake.addr} {{\n"
-        "        max_fails 0\n"
-        "    }\n"
-        "}\n"
-    )
-    with kdns(corefile) as k:
+def kd(fake: FakeUpstream) -> Iterator[KdnsProcess]:
+    with kdns_over_upstreams(COREFILE, fake) as k:
         yield k
 
 
@@ -57,10 +50,6 @@ def wait_for(cond: Callable[[], bool], timeout: float = 2.0) -> bool:
             return True
         time.sleep(0.02)
     return cond()
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}.u{secrets.token_hex(4)}.example."
 
 
 def test_cached_answers_from_knot_count_down(kd: KdnsProcess) -> None:

@@ -19,13 +19,18 @@ import pytest
 from tests.kdnsproc import KdnsProcess, dig, free_port, rrtext
 from tests.upstream.fakeupstream import FakeUpstream
 from tests.upstream.kdns import kdns
-from tests.upstream.knot import Knot, run_knot
+from tests.upstream.stack import kdns_over_upstreams, uniq
 
-
-@pytest.fixture(scope="module")
-def knot() -> Iterator[Knot]:
-    with run_knot() as k:
-        yield k
+COREFILE = """\
+example.test:{port} {
+    forward . {knot}
+}
+.:{port} {
+    forward . {fake} {
+        health_check 200ms
+    }
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +40,9 @@ def fake() -> Iterator[FakeUpstream]:
 
 
 @pytest.fixture(scope="module")
-def kd(knot: Knot, fake: FakeUpstream) -> Iterator[KdnsProcess]:
-    corefile = (
-        "example.test:{port} {\n"
-        f"    forward . {knot.addr}\n"
-        "}\n"
-        ".:{port} {\n"
-        f"    forward . {fake.addr} {{\n"
-        "        health_check 200ms\n"
-        "    }\n"
-        "}\n"
-    )
-    with kdns(corefile) as k:
+def kd(fake: FakeUpstream) -> Iterator[KdnsProcess]:
+    with kdns_over_upstreams(COREFILE, fake) as k:
         yield k
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}.u{secrets.token_hex(4)}.example."
 
 
 # --- a real upstream ----------------------------------------------------------------------
