@@ -18,9 +18,12 @@ import prometheus_client
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from kdns.metrics import _Histogram, exponential_buckets
+from kdns.metrics import _Histogram
 
-PAUSE_BUCKETS: Final = exponential_buckets(0.0001, 2, 14)  # 0.1 ms .. 0.82 s
+# Edges at the plan's bounds (20 ms query p99, 50 ms GC pause, 100 ms loop stall), so a test
+# can count the pauses over a bound exactly.
+PAUSE_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1,
+                        0.25, 0.5, 1.0)
 GENERATIONS: Final = 3
 
 
