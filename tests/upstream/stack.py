@@ -10,6 +10,8 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
+
 from tests.kdnsproc import KdnsProcess
 from tests.upstream.fakeupstream import FakeUpstream
 from tests.upstream.kdns import kdns
@@ -24,6 +26,26 @@ def kdns_over_upstreams(corefile: str, fake: FakeUpstream) -> Iterator[KdnsProce
         text = corefile.replace("{knot}", knot.addr).replace("{fake}", fake.addr)
         with kdns(text) as k:
             yield k
+
+
+def upstream_fixtures(corefile: str) -> tuple[object, object]:
+    """Module-scoped fixtures ``fake`` (the FakeUpstream) and ``kd`` (kdns over both upstreams
+    running ``corefile``, see ``kdns_over_upstreams``).
+
+    Bind them at module level, ``fake, kd = upstream_fixtures(COREFILE)``: pytest finds
+    fixtures among a test module's names.
+    """
+    @pytest.fixture(scope="module")
+    def fake() -> Iterator[FakeUpstream]:
+        with FakeUpstream() as u:
+            yield u
+
+    @pytest.fixture(scope="module")
+    def kd(fake: FakeUpstream) -> Iterator[KdnsProcess]:
+        with kdns_over_upstreams(corefile, fake) as k:
+            yield k
+
+    return fake, kd
 
 
 def uniq(prefix: str) -> str:

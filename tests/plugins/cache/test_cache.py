@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import dns.flags
 import dns.rcode
-import pytest
 
 from tests.kdnsproc import KdnsProcess, dig, rrtext
 from tests.upstream.fakeupstream import FakeUpstream
-from tests.upstream.stack import kdns_over_upstreams, uniq
+from tests.upstream.stack import uniq, upstream_fixtures
 
 COREFILE = """\
 example.test:{port} {
@@ -30,17 +29,7 @@ example.test:{port} {
 }
 """
 
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as u:
-        yield u
-
-
-@pytest.fixture(scope="module")
-def kd(fake: FakeUpstream) -> Iterator[KdnsProcess]:
-    with kdns_over_upstreams(COREFILE, fake) as k:
-        yield k
+fake, kd = upstream_fixtures(COREFILE)
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 2.0) -> bool:

@@ -8,7 +8,6 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dns.flags
@@ -19,7 +18,7 @@ import pytest
 from tests.kdnsproc import KdnsProcess, dig, free_port, rrtext
 from tests.upstream.fakeupstream import FakeUpstream
 from tests.upstream.kdns import kdns
-from tests.upstream.stack import kdns_over_upstreams, uniq
+from tests.upstream.stack import uniq, upstream_fixtures
 
 COREFILE = """\
 example.test:{port} {
@@ -32,17 +31,7 @@ example.test:{port} {
 }
 """
 
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as u:
-        yield u
-
-
-@pytest.fixture(scope="module")
-def kd(fake: FakeUpstream) -> Iterator[KdnsProcess]:
-    with kdns_over_upstreams(COREFILE, fake) as k:
-        yield k
+fake, kd = upstream_fixtures(COREFILE)
 
 
 # --- a real upstream ----------------------------------------------------------------------
