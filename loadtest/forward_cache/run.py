@@ -9,21 +9,19 @@ cores kdns is pinned to CPU 0 and dnsperf/knot to the others (taskset), as relia
 
 1. Misses: a file of unique names, each asked once (``-n 1``), so every query is forwarded.
 2. Hits: 1000 names asked once to fill the cache, then the same file replayed for ``--seconds``.
-3. In-process: cost of ``Cache.lookup_wire`` per hit (the bytes-only path a fast path will use).
+
 Prints one summary line per measurement. Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,34 +89,6 @@ def measured(pid: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:
     return stats
 
 
-def lookup_wire_cost(n: int = 200_000) -> float:
-    """µs per ``Cache.lookup_wire`` hit, in-process."""
-    import dns.message
-    import dns.rrset
-
-    from kdns.plugin import Request
-    from kdns.plugins.cache.handler import Cache
-    from kdns.plugins.cache.parse import CacheConfig
-
-    class Next:
-        name = "next"
-
-        async def serve(self, req: Request) -> dns.message.Message:
-            r = req.reply()
-            r.answer.append(dns.rrset.from_text(req.name, 300, "IN", "A", "192.0.2.1"))
-            return r
-
-    cache = Cache(Next(), CacheConfig(zones=(".",)), "dns://:bench")
-    q = dns.message.make_query("www.example.org.", "A", use_edns=0)
-    asyncio.run(cache.serve(Request(q, ("127.0.0.1", 1), "udp")))
-    wire = q.to_wire()
-    assert cache.lookup_wire(wire) is not None
-    start = time.perf_counter()
-    for _ in range(n):
-        cache.lookup_wire(wire)
-    return (time.perf_counter() - start) / n * 1e6
-
-
 def report(name: str, s: dict[str, float]) -> None:
     print(f"{name}: {s['qps']:.0f} qps, {s['completed']:.0f}/{s['sent']:.0f} completed, "
           f"{s['lost']:.0f} lost, NOERROR {s['noerror']:.0f}, avg latency "
@@ -159,7 +129,6 @@ def main() -> int:
     print(f"load average after the run: {os.getloadavg()[0]:.2f} "
           f"({os.cpu_count()} CPUs; other work on the machine lowers the qps, not the "
           "per-CPU-second figures)", flush=True)
-    print(f"Cache.lookup_wire in-process: {lookup_wire_cost():.2f} us per hit", flush=True)
     return 0
 
 

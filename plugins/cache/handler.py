@@ -9,9 +9,7 @@ Rules:
    answers carry TTL 0, as CoreDNS (not RFC 8767's 30 s). Cached SERVFAILs are never stale-served.
 4. At most one background refresh runs per entry; after a failed stale refresh the next one
    waits STALE_RECHECK seconds (RFC 8767 §4 failure recheck).
-5. ``lookup_wire`` answers a plain query from bytes alone (for the server's fast path); it
-   returns None whenever the slow path has work to do (miss, stale, prefetch due, too big).
-6. Wire fast path (kdns/wire/fastpath.py): a fresh hit is declared reusable while its entry
+5. Wire fast path (kdns/wire/fastpath.py): a fresh hit is declared reusable while its entry
    stays in the store and its TTL is above 0, with TTLs counting down from the entry's; each
    replay counts as a cache request and hit (plain-int Tallies added to the counters at scrape
    time). The reply to a miss that was stored is declared the same way (it is what the next
@@ -39,11 +37,10 @@ from kdns.log import plugin_log
 from kdns.plugin import Handler, Plugin, Request, in_zones
 from kdns.wire.fastpath import Tally
 
-from ..forward.wire import UPSTREAM_WIRE_ATTR
 from .classify import NEGATIVE, MsgType, clamp, is_truncated, minimal_ttl, typify
 from .metrics import bind
 from .parse import CacheConfig
-from .store import Entry, Store, make_entry, make_key, name_in_zones, parse_simple_query
+from .store import Entry, Store, make_entry, make_key
 
 log = plugin_log("cache")
 STALE_RECHECK = 30.0
@@ -60,7 +57,6 @@ class Cache(Plugin):
         self.clock = clock
         self.pcache = Store(cfg.success_capacity)
         self.ncache = Store(cfg.denial_capacity)
-        self.zone_wires = tuple(_wire(z) for z in cfg.zones)
         self.metrics = bind(server, ",".join(cfg.zones))
         self._tasks: set[asyncio.Task[Any]] = set()
         # Hits replayed by the wire fast path, per entry kind, and how many are in the counters.
@@ -145,7 +141,8 @@ class Cache(Plugin):
         return self.cfg.stale_up_to > 0 and -ttl < self.cfg.stale_up_to and not e.servfail
 
     def _reply(self, req: Request, entry: Entry, ttl: int, aa: bool = True) -> dns.message.Message:
-        """The same reply as ``Entry.render`` (see lookup_wire), as a message for the chain."""
+        """The reply to ``req`` from ``entry`` (CoreDNS item.toMsg): AA set, RA kept, AD only
+        if the client set DO or AD."""
         r = req.reply(entry.rcode, aa=aa)
         r.flags |= entry.flags & dns.flags.RA
         if req.do or req.msg.flags & dns.flags.AD:
@@ -158,7 +155,6 @@ class Cache(Plugin):
         entry = self._store(req, key, msg, self.clock())
         if entry is None:
             return msg, None
-        entry.prime_sections(entry.orig_ttl, msg)
         # CoreDNS applies the capped TTL to the reply it stores, too (no 1799 -> 8 jumps).
         return self._reply(req, entry, entry.orig_ttl, aa=bool(msg.flags & dns.flags.AA)), entry
 
@@ -184,7 +180,7 @@ class Cache(Plugin):
         disabled = cfg.disable_success if kind == "success" else cfg.disable_denial
         if disabled and in_zones(req.qname, disabled) is not None:
             return None
-        entry = make_entry(msg, duration, now, kind, _upstream_wire(msg))
+        entry = make_entry(msg, duration, now, kind)
         store, other = (self.pcache, self.ncache) if kind == "success" else (self.ncache,
                                                                              self.pcache)
         if store.put(key, entry):
@@ -256,37 +252,6 @@ class Cache(Plugin):
             return None
         return self._reply(req, new, new.ttl(self.clock()))
 
-    # --- the fast path ------------------------------------------------------------------
-    def lookup_wire(self, query: bytes, now: float | None = None,
-                    proto: str = "udp") -> bytes | None:
-        """The complete reply bytes for a plain query answered from cache, or None.
-
-        None means: take the slow path (not plain, out of zone, miss, stale, prefetch due, or
-        too big for the client). A returned hit is counted in requests_total and hits_total.
-        """
-        q = parse_simple_query(query)
-        if q is None or not name_in_zones(q.name_wire.lower(), self.zone_wires):
-            return None
-        if now is None:
-            now = self.clock()
-        entry = self._pick(q.key, now)
-        if entry is None:
-            return None
-        ttl = entry.ttl(now)
-        if ttl <= 0:
-            return None
-        if self.cfg.prefetch > 0 and ttl <= math.ceil(
-                self.cfg.prefetch_percentage / 100 * entry.orig_ttl):
-            return None
-        if self.cfg.keepttl:
-            ttl = entry.orig_ttl
-        out = entry.render(q.qid, q.flags, q.question, ttl, edns=q.edns, do=q.do)
-        if len(out) > (65535 if proto == "tcp" else q.max_size):
-            return None
-        self.metrics.requests.inc()
-        self.metrics.hits[entry.kind].inc()
-        return out
-
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         server_metrics.on_scrape(self.count_replays)
@@ -301,24 +266,10 @@ class Cache(Plugin):
                 await t
 
 
-def _wire(zone: str) -> bytes:
-    return _wire_of(dns.name.from_text(zone)).lower()
-
-
 def _wire_of(name: dns.name.Name) -> bytes:
     wire = name.to_wire()
     assert wire is not None
     return wire
-
-
-def _upstream_wire(msg: dns.message.Message) -> bytes | None:
-    """The upstream bytes forward attached to ``msg``, if its sections are still those."""
-    link = getattr(msg, UPSTREAM_WIRE_ATTR, None)
-    if (isinstance(link, tuple) and len(link) == 4 and isinstance(link[0], bytes)
-            and link[1] is msg.answer and link[2] is msg.authority
-            and link[3] is msg.additional):
-        return link[0]
-    return None
 
 
 def _same_question(req: Request, msg: dns.message.Message) -> bool:

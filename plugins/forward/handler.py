@@ -42,7 +42,7 @@ from .metrics import (
 from .parse import ForwardConfig, Upstream
 from .policy import Policy
 from .transport import NetTransport, Transport
-from .wire import UPSTREAM_WIRE_ATTR, build_query, with_random_id
+from .wire import build_query, with_random_id
 
 DEADLINE = 5.0
 PROBE_TIMEOUT = 1.0
@@ -303,8 +303,4 @@ def client_reply(req: Request, up: dns.message.Message, by: str) -> dns.message.
     r.answer = up.answer
     r.authority = up.authority
     r.additional = up.additional
-    wire = getattr(up, UPSTREAM_WIRE_ATTR, None)
-    if isinstance(wire, bytes):
-        # The sections go with the bytes: a plugin that swaps a section list breaks the link.
-        setattr(r, UPSTREAM_WIRE_ATTR, (wire, r.answer, r.authority, r.additional))
     return r

@@ -30,7 +30,7 @@ from kdns.errors import UpstreamError, UpstreamTimeout
 
 from .metrics import CONN_CACHE_HITS, CONN_CACHE_MISSES, MISMATCHES, TCP_FALLBACKS
 from .parse import Upstream
-from .wire import UPSTREAM_WIRE_ATTR, is_near_miss, question_end, reply_matches
+from .wire import is_near_miss, question_end, reply_matches
 
 MAX_POOLED_PER_UPSTREAM = 64
 
@@ -43,12 +43,11 @@ class Transport(Protocol):
 
 
 def parse_reply(data: bytes) -> dns.message.Message | None:
-    """The parsed reply, carrying its bytes (UPSTREAM_WIRE_ATTR); None if unparsable."""
+    """The parsed reply; None if unparsable."""
     try:
         msg = dns.message.from_wire(data, one_rr_per_rrset=False)
     except (dns.exception.DNSException, ValueError, IndexError):
         return None
-    setattr(msg, UPSTREAM_WIRE_ATTR, data)
     return msg
 
 

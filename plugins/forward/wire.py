@@ -24,11 +24,6 @@ _CD = 0x0010
 _QR = 0x80  # in the third header byte
 _OPCODE_BITS = 0x78  # in the third header byte
 UPSTREAM_PAYLOAD = 1232  # EDNS payload we advertise upstream (DNS flag day 2020)
-# Attribute on a reply message holding the upstream bytes its sections were parsed from, so
-# cache can store those bytes instead of rendering the message again (see cache/store.py).
-# On forward's replies to clients it is (bytes, answer, authority, additional): the bytes are
-# valid only while the message still holds those very section lists.
-UPSTREAM_WIRE_ATTR = "kdns_upstream_wire"
 
 
 def build_query(name: dns.name.Name, qtype: int, qclass: int, *, rd: bool = True,
