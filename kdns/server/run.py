@@ -27,7 +27,7 @@ from kdns.query import QueryProcessor
 from kdns.server.http import HttpSideServers
 from kdns.server.sockets import TCP_BACKLOG, tcp_socket, udp_socket
 from kdns.server.tcp import TcpProtocol, TcpState
-from kdns.server.udp import InflightTracker, UdpProtocol
+from kdns.server.udp import InflightTracker, UdpListener, register_udp_stats
 
 log = logging.getLogger("kdns.core")
 GRACE = 5.0
@@ -57,7 +57,7 @@ class Config:
 @dataclass
 class BoundListener:
     processor: QueryProcessor
-    udp: asyncio.DatagramTransport
+    udp: UdpListener
     tcp: asyncio.Server
     tcp_state: TcpState
 
@@ -127,6 +127,7 @@ class Server:
     # --- run ----------------------------------------------------------------------------
     async def run(self) -> int:
         register_server_stats()
+        register_udp_stats()
         gcstats.install()
         config = self._load(self.corefile_text)
         # Plugins start before the listeners open, so no query meets a plugin that has not
@@ -164,13 +165,16 @@ class Server:
             except OSError as e:
                 raise KdnsError(f"Listen: listen {lst.server_label}: {e.strerror or e}") from None
             tracker = self.tracker
-            udp, _ = await loop.create_datagram_endpoint(
-                partial(UdpProtocol, processor, tracker), sock=usock)
+            udp = UdpListener(usock, processor, tracker)
             state = TcpState(processor, tracker)
             # create_server listen()s again with its own backlog (100 by default), which
             # would undo tcp_socket's: SYNs of a connection burst beyond 100 were dropped.
-            tcp = await loop.create_server(partial(TcpProtocol, state), sock=tsock,
-                                           backlog=TCP_BACKLOG)
+            try:
+                tcp = await loop.create_server(partial(TcpProtocol, state), sock=tsock,
+                                               backlog=TCP_BACKLOG)
+            except BaseException:
+                udp.close()
+                raise
             self.bound[key] = BoundListener(processor, udp, tcp, state)
 
     async def _start_plugins(self, config: Config) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 RECV_BUFFER = 4 * 1024 * 1024
 SEND_BUFFER = 1 * 1024 * 1024
+# Test-only: a tiny UDP send buffer makes sendto block, so the reply queue's cap can be tested
+# (tests/reliability/test_transport.py, T8). Never set in production.
+TEST_UDP_SNDBUF_ENV = "KDNS_TEST_UDP_SNDBUF"
 
 
 def _family_and_host(host: str) -> tuple[socket.AddressFamily, str]:
@@ -45,7 +49,11 @@ def _base(kind: socket.SocketKind, host: str, port: int) -> socket.socket:
 
 
 def udp_socket(host: str, port: int) -> socket.socket:
-    return _base(socket.SOCK_DGRAM, host, port)
+    sock = _base(socket.SOCK_DGRAM, host, port)
+    test_sndbuf = os.environ.get(TEST_UDP_SNDBUF_ENV)
+    if test_sndbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(test_sndbuf))
+    return sock
 
 
 TCP_BACKLOG = 1024
