@@ -20,6 +20,7 @@ def test_full_collection_is_timed_and_exported() -> None:
     text = prometheus_client.generate_latest(prometheus_client.REGISTRY).decode()
     assert 'kdns_gc_pause_seconds_count{generation="2"}' in text
     assert 'kdns_gc_pause_max_seconds{generation="2"}' in text
+    assert 'kdns_gc_pause_cpu_max_seconds{generation="2"}' in text
     assert "kdns_gc_frozen_objects " in text
 
 
