@@ -20,6 +20,6 @@ ORDER: Final[tuple[str, ...]] = (
 )
 
 BUILTIN: Final[frozenset[str]] = frozenset({
-    "errors", "log", "health", "ready", "prometheus", "reload", "loadbalance", "whoami",
+    "acl", "errors", "log", "health", "ready", "prometheus", "reload", "loadbalance", "whoami",
     "hosts", "any", "kubernetes", "cache", "forward", "loop",
 })
