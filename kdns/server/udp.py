@@ -102,6 +102,7 @@ class UdpListener:
         self.send_queue_bytes = 0
         self.closing = False
         self._writing = False
+        self._sendto = sock.sendto
         self.loop.add_reader(sock.fileno(), self._on_readable)
         STATS.listeners.add(self)
 
@@ -134,8 +135,7 @@ class UdpListener:
             self._read()
 
     def _read(self) -> None:
-        recvfrom = self.sock.recvfrom
-        fast = self.processor.fast
+        recvfrom, fast, send = self.sock.recvfrom, self.processor.fast, self.send
         for _ in range(BATCH):
             try:
                 data, addr = recvfrom(MAX_DATAGRAM)
@@ -146,7 +146,7 @@ class UdpListener:
                 return
             reply = fast(data, addr, "udp")
             if reply is not None:
-                self.send(reply, addr)
+                send(reply, addr)
             else:
                 self._slow(data, addr)
         self.backlogged = True
@@ -197,7 +197,7 @@ class UdpListener:
     def send(self, reply: bytes, addr: Any) -> None:
         if not self.send_queue:
             try:
-                self.sock.sendto(reply, addr)
+                self._sendto(reply, addr)
                 return
             except (BlockingIOError, InterruptedError):
                 pass
