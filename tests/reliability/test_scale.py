@@ -162,8 +162,9 @@ class Sample:
 @dataclass
 class PacedLoad:
     """Open-loop UDP queries at ``qps`` over a few connected sockets, in a thread; every query
-    is answered, wrong or lost. A ClusterIP name must get NOERROR with one address; a headless
-    one (100 addresses, truncated at 1232 bytes) NOERROR."""
+    is answered, wrong or lost (judged from the header: rcode, answer count). A ClusterIP name
+    must get NOERROR with one address; a headless one (100 addresses, truncated at 1232 bytes)
+    NOERROR."""
 
     port: int
     names: list[tuple[str, str]]  # (name, qtype)
@@ -186,11 +187,13 @@ class PacedLoad:
         self._thread.join()
 
     def _check(self, data: bytes, name: str, qtype: str) -> str | None:
-        r = dns.message.from_wire(data)
-        if r.rcode() != dns.rcode.NOERROR:
-            return f"{name} {qtype} {dns.rcode.to_text(r.rcode())}"
-        if name in self.single and qtype == "A" and sum(len(rr) for rr in r.answer) != 1:
-            return f"{name} {qtype} answer {r.answer}"
+        # Header bytes only: parsing every answer with dnspython would make this thread, not
+        # kdns, the bottleneck at 2,000 qps on a busy machine.
+        rcode, ancount = data[3] & 0xF, struct.unpack_from("!H", data, 6)[0]
+        if rcode != dns.rcode.NOERROR:
+            return f"{name} {qtype} {dns.rcode.to_text(rcode)}"
+        if name in self.single and qtype == "A" and ancount != 1:
+            return f"{name} {qtype} {ancount} answers"
         return None
 
     def _run(self) -> None:
@@ -235,11 +238,17 @@ class PacedLoad:
                     if entry is not None:
                         entry[0].latency = t - entry[0].sent
                         entry[0].error = self._check(data, entry[1], entry[2])
+            # Oldest first (dicts keep insertion order): stop at the first one still in time,
+            # so a backlog of unanswered queries does not make this loop, and the client, slow.
             now = time.monotonic()
-            for k, (sample, name, qtype) in list(pending.items()):
-                if now - sample.sent > self.timeout:
-                    del pending[k]
-                    sample.error = f"{name} {qtype} timeout"
+            expired = []
+            for k, (sample, name, qtype) in pending.items():
+                if now - sample.sent <= self.timeout:
+                    break
+                expired.append(k)
+                sample.error = f"{name} {qtype} timeout"
+            for k in expired:
+                del pending[k]
         for s in socks:
             s.close()
 
