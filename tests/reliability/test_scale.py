@@ -175,6 +175,9 @@ class PacedLoad:
     samples: list[Sample] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # Built before the thread starts, so the pacing starts on entering the context.
+        self._wires = [(n, t, bytearray(dns.message.make_query(n, t, use_edns=0, payload=1232)
+                                        .to_wire())) for n, t in self.names]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -205,8 +208,7 @@ class PacedLoad:
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ)
             socks.append(s)
-        wires = [(n, t, bytearray(dns.message.make_query(n, t, use_edns=0, payload=1232)
-                                  .to_wire())) for n, t in self.names]
+        wires = self._wires
         pending: dict[tuple[int, int], tuple[Sample, str, str]] = {}
         rnd = random.Random()
         start = time.monotonic()
