@@ -24,6 +24,7 @@ import dns.rdatatype
 import dns.rrset
 
 from kdns.wire.fastpath import Tally, Version
+from kdns.wire.message import opt_rrset
 
 if TYPE_CHECKING:
     from kdns.corefile.dispenser import Dispenser
@@ -152,7 +153,7 @@ class Request:
             r.flags |= dns.flags.AA
         r.question = [dns.rrset.RRset(q.question[0].name, self.qclass, self.qtype)]
         if self.edns:
-            r.use_edns(0, dns.flags.DO if self.do else 0, DEFAULT_EDNS_PAYLOAD)
+            r.opt = opt_rrset(dns.flags.DO if self.do else 0, DEFAULT_EDNS_PAYLOAD)
         r.set_rcode(dns.rcode.Rcode(rcode))
         if by:
             self.answered_by = by

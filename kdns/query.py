@@ -37,6 +37,7 @@ from kdns.metrics import (
 )
 from kdns.plugin import DEFAULT_EDNS_PAYLOAD, Request
 from kdns.wire.fastpath import Entry, Memo, countdown_deadline
+from kdns.wire.message import opt_rrset, parse_query
 from kdns.wire.render import render
 
 log = logging.getLogger("kdns.core")
@@ -125,7 +126,7 @@ class QueryProcessor:
         if len(wire) < 12 or wire[2] & 0x80:
             return None
         try:
-            msg = dns.message.from_wire(wire, one_rr_per_rrset=True)
+            msg = parse_query(wire)
         except dns.message.BadEDNS:
             return header_reply(wire, dns.rcode.FORMERR)
         except Exception:  # any parse failure of a query we can answer is FORMERR
@@ -236,7 +237,7 @@ class QueryProcessor:
         r.flags |= msg.flags & _OPCODE_MASK
         r.question = [dns.rrset.RRset(q.name, q.rdclass, q.rdtype) for q in msg.question[:1]]
         if msg.edns >= 0:
-            r.use_edns(0, msg.ednsflags & dns.flags.DO, DEFAULT_EDNS_PAYLOAD)
+            r.opt = opt_rrset(msg.ednsflags & dns.flags.DO, DEFAULT_EDNS_PAYLOAD)
         r.set_rcode(dns.rcode.Rcode(rcode))
         max_size = 65535 if proto == "tcp" else (
             min(max(msg.payload, 512), self.max_udp_size) if msg.edns >= 0 else 512)

@@ -45,8 +45,8 @@ from kdns.k8s.errors import MalformedObject
 from kdns.metrics import ServerStats
 from kdns.query import QueryProcessor
 from kdns.wire.framing import FrameDecoder
+from tests.chainbuild import StubApp
 from tests.reliability.helpers import FUZZ_EXAMPLES
-from tests.upstream.corefiles import StubApp
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
