@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 from typing import Any, cast
 
 import pytest
@@ -135,3 +136,70 @@ async def test_reply_queue_is_capped_and_drops_counted() -> None:
         assert udp.STATS.send_queue_bytes()[lst.server] >= lst.send_queue_bytes
         lst.close()
         assert lst.send_queue_bytes == 0
+
+
+class EagerProcessor(StubProcessor):
+    """Answers b"s..." at once (no await that suspends) and b"w..." after a real wait."""
+
+    async def process(self, wire: bytes, client: Any, proto: str, local: Any) -> bytes | None:
+        self.started += 1
+        if wire.startswith(b"w"):
+            await asyncio.sleep(0.05)
+            return b"waited:" + wire
+        return b"slow:" + wire
+
+
+async def test_slow_answers_that_never_suspend_need_no_task() -> None:
+    stub = EagerProcessor()
+    with bound() as sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        lst = listener(sock, stub)
+        client.settimeout(2)
+        client.sendto(b"s1", sock.getsockname())
+        reply = await asyncio.get_running_loop().run_in_executor(None, client.recv, 100)
+        assert reply == b"slow:s1"
+        assert not lst.tracker.tasks and lst.inflight == 0
+        client.sendto(b"w1", sock.getsockname())
+        await asyncio.sleep(0.02)
+        assert len(lst.tracker.tasks) == 1 and lst.inflight == 1  # suspended: in a Task now
+        reply = await asyncio.get_running_loop().run_in_executor(None, client.recv, 100)
+        assert reply == b"waited:w1"
+        await settle()
+        assert not lst.tracker.tasks and lst.inflight == 0
+        lst.close()
+
+
+async def test_a_suspended_query_can_be_cancelled_at_shutdown() -> None:
+    stub = StubProcessor()  # b"x" waits forever
+    with bound() as sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        lst = listener(sock, stub)
+        client.sendto(b"x", sock.getsockname())
+        await settle()
+        assert lst.inflight == 1 and len(lst.tracker.tasks) == 1
+        await lst.tracker.drain(0.05)  # cancels what did not finish in time
+        await settle()
+        assert lst.inflight == 0 and not lst.tracker.tasks
+        lst.close()
+
+
+async def test_batch_adapts_to_how_much_is_queued() -> None:
+    stub = StubProcessor()
+    with bound() as sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        lst = listener(sock, stub)  # the loop never runs below: readable events by hand
+        client.settimeout(2)
+        for i in range(8):  # one at a time: the queue runs dry within every batch
+            client.sendto(b"f%d" % i, sock.getsockname())
+            time.sleep(0.002)  # noqa: ASYNC251 - the loop must not run and read it first
+            lst._on_readable()
+            assert client.recv(100) == b"fast:f%d" % i
+        assert lst.batch == 1
+        for i in range(100):  # a burst: read in batches that grow again, nothing lost
+            client.sendto(b"fb%d" % i, sock.getsockname())
+        time.sleep(0.05)  # noqa: ASYNC251 - as above
+        wakeups = 0
+        while lst.backlogged or wakeups == 0:
+            lst._on_readable()
+            wakeups += 1
+        assert lst.batch > 1 and wakeups < 100
+        replies = {client.recv(100) for _ in range(100)}
+        assert replies == {b"fast:fb%d" % i for i in range(100)}
+        lst.close()
