@@ -158,9 +158,10 @@ class UdpListener:
                 send(reply, addr)
             else:
                 self._slow(data, addr)
-        self.backlogged = True
         if limit < BATCH:
-            self.batch = limit << 1
+            self.batch = limit << 1  # may have run dry just now: not counted as backed up
+        else:
+            self.backlogged = True
 
     def _read_timed(self) -> None:
         recvmsg = self.sock.recvmsg
