@@ -73,6 +73,7 @@ class Entry:
     ttl_offsets: tuple[int, ...] = ()  # TTL fields in ``tail``
     tallies: tuple[Tally, ...] = ()
     slot: Any = None  # the server's metrics slot for this entry (kdns.metrics.FastSlot)
+    tails: tuple[bytes, ...] = ()  # with ``rotate``: ``tail`` in each of its rotations
 
 
 def question_end(wire: bytes) -> int:
@@ -179,14 +180,19 @@ class Memo:
             if ttl != e.ttl_now:  # at most once per second per entry
                 e.tail = patch_ttls(e.tail, e.ttl_offsets, ttl)
                 e.ttl_now = ttl
-        tail = e.tail
-        if e.rotate is not None:
-            tail = _rotated(tail, e.rotate, e.turn)
+                if e.rotate is not None:
+                    e.tails = _rotations(e.tail, e.rotate)
+        if e.rotate is None:
+            tail = e.tail
+        else:
+            tails = e.tails
+            tail = tails[e.turn % len(tails)]
             e.turn += 1
-        for t in e.tallies:
-            t.n += 1
+        if e.tallies:
+            for t in e.tallies:
+                t.n += 1
         self.hits += 1
-        return wire[:2] + e.header + wire[12:e.qend] + tail, e
+        return b"".join((wire[:2], e.header, wire[12:e.qend], tail)), e
 
     def store(self, wire: bytes, reply: bytes, entry: Entry) -> bool:
         """Remember ``reply`` for queries like ``wire``; False when it cannot be replayed."""
@@ -213,6 +219,8 @@ class Memo:
         entry.header = reply[2:12]
         entry.tail = reply[qend:]
         entry.qend = qend
+        if entry.rotate is not None:
+            entry.tails = _rotations(entry.tail, entry.rotate)
         self.entries[key] = entry
         return True
 
@@ -226,11 +234,13 @@ def countdown_deadline(since: float, ttl: int) -> float:
     return since + ttl - 1e-6 if ttl > 0 else -math.inf
 
 
-def _rotated(tail: bytes, rotate: tuple[int, int, int], turn: int) -> bytes:
+def _rotations(tail: bytes, rotate: tuple[int, int, int]) -> tuple[bytes, ...]:
+    """``tail`` with its ``count`` equal-sized records rotated left by 0, 1, ... count - 1
+    (computed when the bytes change, at most once a second, not on every replay)."""
     start, size, count = rotate
-    k = turn % count
-    if k == 0:
-        return tail
     end = start + size * count
-    cut = start + size * k
-    return tail[:start] + tail[cut:end] + tail[start:cut] + tail[end:]
+    out = [tail]
+    for k in range(1, count):
+        cut = start + size * k
+        out.append(tail[:start] + tail[cut:end] + tail[start:cut] + tail[end:])
+    return tuple(out)
