@@ -181,22 +181,32 @@ async def test_a_suspended_query_can_be_cancelled_at_shutdown() -> None:
         lst.close()
 
 
-async def test_batch_adapts_to_how_much_is_queued() -> None:
+async def test_a_wakeup_reads_what_is_queued_and_stops_when_empty() -> None:
     stub = StubProcessor()
     with bound() as sock, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         lst = listener(sock, stub)  # the loop never runs below: readable events by hand
         client.settimeout(2)
-        for i in range(8):  # one at a time: the queue runs dry within every batch
-            client.sendto(b"f%d" % i, sock.getsockname())
-            time.sleep(0.002)  # noqa: ASYNC251 - the loop must not run and read it first
-            lst._on_readable()
-            assert client.recv(100) == b"fast:f%d" % i
-        assert lst.batch == 1
-        for i in range(100):  # a burst: read in batches that grow again, nothing lost
+        client.sendto(b"f0", sock.getsockname())
+        time.sleep(0.002)  # noqa: ASYNC251 - the loop must not run and read it first
+        lst._on_readable()
+        assert client.recv(100) == b"fast:f0" and not lst.backlogged
+        for i in range(100):  # a burst: a batch of 64, then the other 36
             client.sendto(b"fb%d" % i, sock.getsockname())
         time.sleep(0.05)  # noqa: ASYNC251 - as above
-        for _ in range(8):  # 1 + 2 + 4 + ... + 64 > 100: only growing batches read them all
-            lst._on_readable()
+        lst._on_readable()
+        assert lst.backlogged
+        lst._on_readable()
+        assert not lst.backlogged
         replies = {client.recv(100) for _ in range(100)}
         assert replies == {b"fast:fb%d" % i for i in range(100)}
+        for wire in (b"f1", b"", b"f2"):  # FIONREAD says 0 for a queued empty datagram
+            client.sendto(wire, sock.getsockname())
+        time.sleep(0.01)  # noqa: ASYNC251 - as above
+        lst._on_readable()  # reads f1, sees 0 and stops
+        assert client.recv(100) == b"fast:f1"
+        client.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            client.recv(100)
+        lst._on_readable()  # level-triggered: the next wakeup reads the rest
+        assert client.recv(100) == b"fast:f2"
         lst.close()
