@@ -305,7 +305,8 @@ def test_t5_non_reading_client(server: Server) -> None:
     < 20 MiB, canary OK. Once kdns's own output buffer passes 256 KiB it stops reading and
     closes after WRITE_TIMEOUT (5 s); while the kernel's socket buffers still absorb the
     answers, the connection is closed by the idle timeout (10 s) instead - either way within
-    11.5 s. (The plan says 10,000 queries; their answers can fit in autotuned kernel buffers.)"""
+    11.5 s of the client's last byte. (The plan says 10,000 queries; their answers can fit in
+    autotuned kernel buffers.)"""
     rss0 = rss_kib(server.pid)
     s = connect(server.port)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -315,11 +316,13 @@ def test_t5_non_reading_client(server: Server) -> None:
     sent = 0
     t0 = time.monotonic()
     closed_at = None
+    last_sent = 0.0
     peak = rss0
-    while time.monotonic() - t0 < 20:
+    while time.monotonic() - t0 < 25:
         if sent < len(payload):
             try:
                 sent += s.send(payload[sent:sent + 65536])
+                last_sent = time.monotonic() - t0
             except BlockingIOError:
                 pass
             except (BrokenPipeError, ConnectionResetError):
@@ -334,8 +337,10 @@ def test_t5_non_reading_client(server: Server) -> None:
         time.sleep(0.05)
     s.close()
     server.canary()
-    print(f"T5 sent {sent} bytes, closed after {closed_at}s, RSS +{(peak - rss0) / 1024:.1f} MiB")
-    assert closed_at is not None and closed_at < 11.5
+    print(f"T5 sent {sent} bytes (last at {last_sent:.2f} s), closed after {closed_at}s, "
+          f"RSS +{(peak - rss0) / 1024:.1f} MiB")
+    # Timed from the client's last byte: on a loaded machine the sending itself takes seconds.
+    assert closed_at is not None and closed_at - last_sent < 11.5
     assert peak - rss0 < 20 * 1024
 
 
