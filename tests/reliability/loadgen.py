@@ -18,6 +18,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import dns.message
@@ -30,6 +31,9 @@ class Pending:
     name: str
     sock: socket.socket
     fresh: bool
+
+
+BURST = 200
 
 
 def build(name: str, qid: int) -> bytes:
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         sel.register(s, selectors.EVENT_READ)
         shared.append(s)
     pending: dict[tuple[int, int], Pending] = {}  # (fileno, id)
+    order: deque[tuple[tuple[int, int], float]] = deque()  # (key, sent) in sending order
     counts = {"sent": 0, "answered": 0, "lost": 0, "tcp": 0, "tcp_failed": 0, "errors": 0}
     rcodes: dict[str, int] = {}
     probes: list[tuple[float, str]] = []
@@ -80,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
 
     while n < total or pending:
         now = time.monotonic()
-        while n < total and start + n / args.qps <= now:
+        burst = 0
+        # At most BURST sends between reads: a generator that fell behind (a busy machine)
+        # must not fire thousands of queries without reading, or its own receive buffers
+        # overflow and the loss is the generator's.
+        while n < total and start + n / args.qps <= now and burst < BURST:
+            burst += 1
             name = args.probe if n % 5 == 0 else names[n % len(names)]  # fresh ones too
             qid = random.randrange(65536)
             s = shared[n % len(shared)]
@@ -114,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 except OSError:
                     counts["errors"] += 1
                 pending[(s.fileno(), qid)] = Pending(now, name, s, fresh)
+                order.append(((s.fileno(), qid), now))
             n += 1
         for key, _ in sel.select(timeout=0.001):
             s = key.fileobj
@@ -137,14 +148,18 @@ def main(argv: list[str] | None = None) -> int:
                     s.close()
                     break
         now = time.monotonic()
-        for key, p in list(pending.items()):
-            if now - p.sent > args.timeout:
-                del pending[key]
-                counts["lost"] += 1
-                lost_at.append(round(p.sent - start, 4))
-                if p.fresh:
-                    sel.unregister(p.sock)
-                    p.sock.close()
+        # Oldest first (a scan of every pending query per loop is O(n^2) once behind).
+        while order and now - order[0][1] > args.timeout:
+            key, sent = order.popleft()
+            p = pending.get(key)
+            if p is None or p.sent != sent:
+                continue  # answered (or the key was reused by a later query)
+            del pending[key]
+            counts["lost"] += 1
+            lost_at.append(round(p.sent - start, 4))
+            if p.fresh:
+                sel.unregister(p.sock)
+                p.sock.close()
     counts["elapsed"] = round(time.monotonic() - start, 3)  # type: ignore[assignment]
     json.dump({"t0": start, "counts": counts, "rcodes": rcodes, "probes": probes,
                "lost_at": lost_at[:100]}, sys.stdout)
