@@ -92,6 +92,7 @@ class Summary:
     panics: float
     slope: float | None
     slope_span: float
+    late_slope: float | None  # over the second half of those samples (is the growth slowing?)
     rss_first: float
     rss_last: float
     fds: Band
@@ -131,6 +132,8 @@ class Summary:
             (f"RSS slope < {SLOPE_MAX_MIB_H:g} MiB/h after warm-up", slope,
              ok[(self.slope or 0.0) < SLOPE_MAX_MIB_H] if self.slope_judged
              else "not judged (< 15 min of samples)"),
+            ("RSS slope over the second half of those samples (info)",
+             "n/a" if self.late_slope is None else f"{self.late_slope:+.2f} MiB/h", "-"),
             (f"fds stable +-{STABLE_BAND} (steady samples)", self.fds.text(), ok[self.fds.ok]),
             (f"threads stable +-{STABLE_BAND} (steady samples)", self.threads.text(),
              ok[self.threads.ok]),
@@ -170,6 +173,7 @@ def summarize(cfg: SoakConfig, samples: list[Sample], stats: LoadStats, *, elaps
         lost=stats.total("lost"), crashed=crashed, tracebacks=tracebacks,
         panics=panics,
         slope=slope_per_hour(pts), slope_span=(pts[-1][0] - pts[0][0]) if pts else 0.0,
+        late_slope=slope_per_hour(pts[len(pts) // 2:]),
         rss_first=pts[0][1] if pts else 0.0, rss_last=pts[-1][1] if pts else 0.0,
         fds=band([s.fds for s in steady]), threads=band([s.threads for s in steady]),
         fds_all=band([s.fds for s in late]), threads_all=band([s.threads for s in late]),
