@@ -156,7 +156,7 @@ def test_runs_unprivileged_on_port_53(netns: str) -> None:
         os.chmod(home / "Corefile", 0o644)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(home), "TMPDIR": str(home),
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
-        py = os.path.realpath(sys.executable)
+        py = sys.executable  # not its realpath: a venv's python is a symlink that finds pyvenv.cfg
         exec_kdns = shlex.join([*SETPRIV, py, "-m", "kdns", "-conf", str(home / "Corefile")])
         # Fails the script (set -e) unless 65534 runs this interpreter with this kdns: an
         # unreachable interpreter path can otherwise end in another Python on the host.
