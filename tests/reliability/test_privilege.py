@@ -181,7 +181,7 @@ def test_runs_unprivileged_on_port_53(netns: str) -> None:
             assert code == "200", url
 
         st = _proc_status(proc.pid)
-        assert os.readlink(f"/proc/{proc.pid}/exe") == py
+        assert os.readlink(f"/proc/{proc.pid}/exe") == os.path.realpath(py)
         assert st["Uid"].split() == [str(NOBODY)] * 4 and st["Gid"].split() == [str(NOBODY)] * 4
         assert st["Groups"] == ""
         for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
