@@ -74,6 +74,10 @@ class Entry:
     tallies: tuple[Tally, ...] = ()
     slot: Any = None  # the server's metrics slot for this entry (kdns.metrics.FastSlot)
     tails: tuple[bytes, ...] = ()  # with ``rotate``: ``tail`` in each of its rotations
+    # A countdown tail split around its TTL fields: the tail for TTL t is pack(t).join(chunks)
+    # (one join per replay; patching a copy cost more, and with each name asked every few
+    # seconds nearly every replay saw a new TTL second).
+    chunks: tuple[bytes, ...] = ()
 
 
 def question_end(wire: bytes) -> int:
@@ -175,16 +179,18 @@ class Memo:
             if version.n != n:
                 del self.entries[key]
                 return None
-        if e.ttl_orig >= 0:
-            ttl = e.ttl_orig - int(now - e.ttl_since)
-            if ttl != e.ttl_now:  # at most once per second per entry
-                e.tail = patch_ttls(e.tail, e.ttl_offsets, ttl)
-                e.ttl_now = ttl
-                if e.rotate is not None:
-                    e.tails = _rotations(e.tail, e.rotate)
         if e.rotate is None:
-            tail = e.tail
+            if e.ttl_orig < 0:
+                tail = e.tail
+            else:
+                tail = _TTL.pack(e.ttl_orig - int(now - e.ttl_since)).join(e.chunks)
         else:
+            if e.ttl_orig >= 0:
+                ttl = e.ttl_orig - int(now - e.ttl_since)
+                if ttl != e.ttl_now:  # at most once per second per entry
+                    e.tail = patch_ttls(e.tail, e.ttl_offsets, ttl)
+                    e.ttl_now = ttl
+                    e.tails = _rotations(e.tail, e.rotate)
             tails = e.tails
             tail = tails[e.turn % len(tails)]
             e.turn += 1
@@ -219,6 +225,8 @@ class Memo:
         entry.header = reply[2:12]
         entry.tail = reply[qend:]
         entry.qend = qend
+        if entry.ttl_orig >= 0:
+            entry.chunks = _split_at(entry.tail, entry.ttl_offsets)
         if entry.rotate is not None:
             entry.tails = _rotations(entry.tail, entry.rotate)
         self.entries[key] = entry
@@ -232,6 +240,16 @@ def countdown_deadline(since: float, ttl: int) -> float:
     """The last moment a reply whose TTLs count down from ``ttl`` at ``since`` may be replayed
     (its TTL would reach 0 there; a hair early against float rounding)."""
     return since + ttl - 1e-6 if ttl > 0 else -math.inf
+
+
+def _split_at(tail: bytes, offsets: tuple[int, ...]) -> tuple[bytes, ...]:
+    """``tail`` without the 4-byte fields at ``offsets`` (increasing): the pieces between."""
+    out, pos = [], 0
+    for off in offsets:
+        out.append(tail[pos:off])
+        pos = off + 4
+    out.append(tail[pos:])
+    return tuple(out)
 
 
 def _rotations(tail: bytes, rotate: tuple[int, int, int]) -> tuple[bytes, ...]:
