@@ -17,12 +17,9 @@ import random
 import selectors
 import socket
 import struct
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import dns.message
 import dns.rcode
@@ -31,7 +28,7 @@ import pytest
 from tests.reliability.vip import (
     VIP,
     KubeProxy,
-    enter_netns,
+    in_netns,
     netns_fixture,  # noqa: F401 (the netns fixture)
     sh,
     start_backend,
@@ -49,29 +46,6 @@ TCP_CLIENTS = 500
 TIMEOUT = 2.0
 LATENCY_BOUND = 0.010
 CT_KEYS = ("insert_failed", "drop", "early_drop", "clash_resolve")
-
-T = TypeVar("T")
-
-
-def in_netns(ns: str, fn: Callable[[], T]) -> T:
-    """Run ``fn`` on a thread inside ``ns`` (setns changes only the calling thread)."""
-    out: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        enter_netns(ns)
-        try:
-            out.append(fn())
-        except BaseException as e:  # re-raised in the caller
-            errors.append(e)
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if errors:
-        raise errors[0]
-    return out[0]
-
 
 def conntrack_stats(ns: str) -> dict[str, int]:
     totals = dict.fromkeys(CT_KEYS, 0)

@@ -16,11 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import dns.message
 import dns.rcode
@@ -34,7 +33,7 @@ from tests.reliability.helpers import (
     rss_kib,
     udp_probe,
 )
-from tests.reliability.vip import ROOT, enter_netns
+from tests.reliability.vip import ROOT, in_netns
 from tests.upstream.fakeupstream import FakeUpstream
 
 COREFILE = """\
@@ -48,7 +47,6 @@ canary.test:{port} {
     }
 }
 """
-T = TypeVar("T")
 TCP_CAP = 1000  # kdns.server.tcp.MAX_CONNECTIONS
 PER_SOURCE_CAP = 64  # kdns.server.tcp.MAX_CONNECTIONS_PER_SOURCE
 
@@ -550,26 +548,6 @@ def veth_pair() -> Iterator[tuple[str, str]]:
         subprocess.run(["ip", "netns", "delete", cli], check=False)
 
 
-def _in_netns(ns: str, fn: Callable[[], T]) -> T:
-    """Run ``fn`` on a thread inside ``ns`` (setns changes only the calling thread)."""
-    out: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        enter_netns(ns)
-        try:
-            out.append(fn())
-        except BaseException as e:  # re-raised in the caller
-            errors.append(e)
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join()
-    if errors:
-        raise errors[0]
-    return out[0]
-
-
 @pytest.mark.root
 def test_t8_send_buffer_pressure_bounded(veth_pair: tuple[str, str], tmp_path: Path) -> None:
     """kdns's UDP send buffer shrunk to a few replies (test-only KDNS_TEST_UDP_SNDBUF) behind a
@@ -600,7 +578,7 @@ def test_t8_send_buffer_pressure_bounded(veth_pair: tuple[str, str], tmp_path: P
                     assert time.monotonic() < deadline, "kdns did not start"
                     time.sleep(0.1)
 
-        _in_netns(srv, started)
+        in_netns(srv, started)
         query = query_wire("big.t8.test.")
         server = (T8_ADDRS[1], port)
 
@@ -610,7 +588,7 @@ def test_t8_send_buffer_pressure_bounded(veth_pair: tuple[str, str], tmp_path: P
                 s.sendto(query, server)
                 return len(s.recv(4096))
 
-        reply_size = _in_netns(cli, first_answer)  # also stores it for the fast path
+        reply_size = in_netns(cli, first_answer)  # also stores it for the fast path
         rss0 = rss_kib(proc.pid)
         stop = threading.Event()
         sent = [0]
@@ -635,10 +613,10 @@ def test_t8_send_buffer_pressure_bounded(veth_pair: tuple[str, str], tmp_path: P
                 samples.append((queued, dropped, rss_kib(proc.pid)))
                 time.sleep(0.05)
 
-        sender = threading.Thread(target=lambda: _in_netns(cli, flood))
+        sender = threading.Thread(target=lambda: in_netns(cli, flood))
         sender.start()
         try:
-            _in_netns(srv, sample)
+            in_netns(srv, sample)
         finally:
             stop.set()
             sender.join()

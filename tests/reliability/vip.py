@@ -25,13 +25,16 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+from tests.reliability.helpers import http_status
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "plugins" / "kubernetes" / "examples" / "demo-cluster.yaml"
@@ -86,6 +89,26 @@ def enter_netns(ns: str) -> None:
         os.close(fd)
 
 
+def in_netns(ns: str, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on a thread inside ``ns`` (setns changes only the calling thread)."""
+    out: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        enter_netns(ns)
+        try:
+            out.append(fn())
+        except BaseException as e:  # re-raised in the caller
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
 @dataclass
 class Backend:
     ip: str  # its who.test answer
@@ -117,16 +140,6 @@ def start_backend(ns: str, ip: str, port: int, workdir: Path, lameduck: float = 
 
     threading.Thread(target=read, daemon=True).start()
     return b
-
-
-def http_status(url: str, timeout: float = 0.5) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-    except OSError:
-        return None
 
 
 class KubeProxy:
@@ -176,8 +189,8 @@ class KubeProxy:
     def _run(self) -> None:
         enter_netns(self.ns)
         while not self._stop.is_set():
-            ready = tuple(b.ip for b in list(self.backends)
-                          if b.proc.poll() is None and http_status(b.ready_url()) == 200)
+            ready = tuple(b.ip for b in list(self.backends) if b.proc.poll() is None
+                          and http_status(b.ready_url(), timeout=0.5) == 200)
             if ready != self.ready:
                 self._apply(ready)
             time.sleep(0.1)
