@@ -108,7 +108,7 @@ class UdpListener:
         self._sendto = sock.sendto
         self.fd = sock.fileno()
         self._pending = array.array("i", [0])  # FIONREAD's answer, written in place
-        self.loop.add_reader(sock.fileno(), self._on_readable)
+        self.loop.add_reader(self.fd, self._on_readable)
         STATS.listeners.add(self)
 
     @property
@@ -122,9 +122,9 @@ class UdpListener:
         if self.closing:
             return
         self.closing = True
-        self.loop.remove_reader(self.sock.fileno())
+        self.loop.remove_reader(self.fd)
         if self._writing:
-            self.loop.remove_writer(self.sock.fileno())
+            self.loop.remove_writer(self.fd)
         self.send_queue.clear()
         self.send_queue_bytes = 0
         STATS.retire(self)
@@ -234,7 +234,7 @@ class UdpListener:
         self.send_queue_bytes += len(reply)
         if not self._writing:
             self._writing = True
-            self.loop.add_writer(self.sock.fileno(), self._on_writable)
+            self.loop.add_writer(self.fd, self._on_writable)
 
     def _on_writable(self) -> None:
         queue = self.send_queue
@@ -249,7 +249,7 @@ class UdpListener:
             queue.popleft()
             self.send_queue_bytes -= len(reply)
         self._writing = False
-        self.loop.remove_writer(self.sock.fileno())
+        self.loop.remove_writer(self.fd)
 
 
 class _Continue:

@@ -54,6 +54,11 @@ def listener(sock: socket.socket, stub: StubProcessor, **kw: Any) -> UdpListener
     return UdpListener(sock, cast(QueryProcessor, stub), InflightTracker(), **kw)
 
 
+async def receive(client: socket.socket) -> bytes:
+    """The next datagram for ``client``, read off the loop (the listener runs on it)."""
+    return await asyncio.get_running_loop().run_in_executor(None, client.recv, 100)
+
+
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0.01)
@@ -72,7 +77,7 @@ async def test_fast_path_replies_are_sent() -> None:
         lst = listener(sock, stub)
         client.settimeout(2)
         client.sendto(b"fq1", sock.getsockname())
-        reply = await asyncio.get_running_loop().run_in_executor(None, client.recv, 100)
+        reply = await receive(client)
         assert reply == b"fast:fq1"
         lst.close()
 
@@ -155,13 +160,13 @@ async def test_slow_answers_that_never_suspend_need_no_task() -> None:
         lst = listener(sock, stub)
         client.settimeout(2)
         client.sendto(b"s1", sock.getsockname())
-        reply = await asyncio.get_running_loop().run_in_executor(None, client.recv, 100)
+        reply = await receive(client)
         assert reply == b"slow:s1"
         assert not lst.tracker.tasks and lst.inflight == 0
         client.sendto(b"w1", sock.getsockname())
         await asyncio.sleep(0.02)
         assert len(lst.tracker.tasks) == 1 and lst.inflight == 1  # suspended: in a Task now
-        reply = await asyncio.get_running_loop().run_in_executor(None, client.recv, 100)
+        reply = await receive(client)
         assert reply == b"waited:w1"
         await settle()
         assert not lst.tracker.tasks and lst.inflight == 0
