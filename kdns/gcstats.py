@@ -16,11 +16,10 @@ import time
 from collections.abc import Iterable
 from typing import Any, Final
 
-import prometheus_client
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from kdns.metrics import _Histogram
+from kdns.metrics import _Histogram, register_once
 
 # Edges at the plan's bounds (20 ms query p99, 50 ms GC pause, 100 ms loop stall), so a test
 # can count the pauses over a bound exactly.
@@ -80,13 +79,9 @@ class GcPausesCollector(Collector):
 
 
 PAUSES = GcPauses()
-_installed = False
 
 
 def install() -> None:
     """Time every collection of this process and export the pauses (once per process)."""
-    global _installed
-    if not _installed:
+    if register_once("gc", lambda: GcPausesCollector(PAUSES)):
         gc.callbacks.append(PAUSES.callback)
-        prometheus_client.REGISTRY.register(GcPausesCollector(PAUSES))
-        _installed = True

@@ -296,15 +296,22 @@ class ServerStatsCollector(Collector):
 
 
 STATS = ServerStats()
-_registered = False
+_registered: set[str] = set()
+
+
+def register_once(name: str, make: Callable[[], Collector]) -> bool:
+    """Register ``make()`` on the default registry unless a collector called ``name`` already
+    was (process-wide collectors are registered once per process). True if it registered."""
+    if name in _registered:
+        return False
+    prometheus_client.REGISTRY.register(make())
+    _registered.add(name)
+    return True
 
 
 def register_server_stats() -> None:
     """Expose STATS on the default registry (once per process)."""
-    global _registered
-    if not _registered:
-        prometheus_client.REGISTRY.register(ServerStatsCollector(STATS))
-        _registered = True
+    register_once("server", lambda: ServerStatsCollector(STATS))
 
 
 _exposition: Callable[[], bytes] | None = None

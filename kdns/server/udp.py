@@ -38,10 +38,10 @@ from fcntl import ioctl
 from termios import FIONREAD
 from typing import Any, Final
 
-import prometheus_client
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kdns.metrics import register_once
 from kdns.query import QueryProcessor
 from kdns.server.sockets import client_addr
 
@@ -353,12 +353,6 @@ class UdpStatsCollector(Collector):
         yield queued
 
 
-_registered = False
-
-
 def register_udp_stats() -> None:
     """Expose STATS on the default registry (once per process)."""
-    global _registered
-    if not _registered:
-        prometheus_client.REGISTRY.register(UdpStatsCollector())
-        _registered = True
+    register_once("udp", UdpStatsCollector)
