@@ -47,8 +47,9 @@ class Entry:
     last_hit: float = 0.0
     refreshing: bool = False
     last_refresh_fail: float = -1e18
-    _sections_ttl: int = -1
-    _sections: Sections = ([], [], [])
+    # The sections as last copied with a TTL (the stored ones, until another TTL is asked).
+    _sections_ttl: int = field(init=False, repr=False)
+    _sections: Sections = field(init=False, repr=False)
     # Bumped when the entry leaves the store (replaced, evicted, removed): the wire fast path
     # replays hits of this entry only while it is the one a lookup would find.
     version: Version = field(default_factory=Version)
